@@ -1,0 +1,1 @@
+"""What a user's code imports to talk to seedtape."""

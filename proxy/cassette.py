@@ -1,0 +1,128 @@
+"""The cassette file format ``seedtape/1``: one pretty JSON file per key.
+
+Cassette files are the only source of truth, reviewed in git diffs, so they are
+written sorted, indented and with a trailing newline, and always atomically: a reader
+(or a crash) sees either the old file or the new one, never half of either.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+FORMAT = "seedtape/1"
+KEY_PREFIX_LEN = 16
+_SEGMENT = re.compile(r"^[A-Za-z0-9_.\-\[\]=+@,]+$")
+MAX_NAME_LEN = 200
+
+
+class CassetteError(Exception):
+    """A cassette file that cannot be used; the message names the file."""
+
+
+class InvalidCassetteName(ValueError):
+    """A cassette name that would leave the cassette folder or is not a plain name."""
+
+
+def validate_name(name: str) -> str:
+    """Accept ``a`` or ``a/b`` made of plain segments; refuse anything else.
+
+    Names come from request headers, so this is the guard that keeps a request from
+    writing outside the cassettes folder.
+    """
+    if not name or len(name) > MAX_NAME_LEN or "\x00" in name or "\\" in name:
+        raise InvalidCassetteName(f"invalid cassette name {name[:60]!r}: use plain path segments")
+    segments = name.split("/")
+    for segment in segments:
+        if segment in ("", ".", "..") or not _SEGMENT.match(segment):
+            raise InvalidCassetteName(
+                f"invalid cassette name {name[:60]!r}: segments may use letters, digits and _.-[]=+@, only"
+            )
+    return name
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(slots=True)
+class Recording:
+    """Every recorded episode of one key, with the request that made them."""
+
+    key: str
+    request: dict[str, Any]
+    episodes: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": FORMAT, "key": self.key, "request": self.request, "episodes": self.episodes}
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, data: Any, source: str = "<memory>") -> Recording:
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise CassetteError(f"{source}: not a {FORMAT} cassette file")
+        key, request, episodes = data.get("key"), data.get("request"), data.get("episodes")
+        if not isinstance(key, str) or not isinstance(request, dict) or not isinstance(episodes, list):
+            raise CassetteError(f"{source}: needs string 'key', object 'request' and list 'episodes'")
+        if not all(isinstance(e, dict) and isinstance(e.get("status"), int) for e in episodes):
+            raise CassetteError(f"{source}: every episode needs an integer 'status'")
+        return cls(key=key, request=request, episodes=episodes)
+
+    def set_episode(self, occurrence: int, episode: dict[str, Any]) -> int:
+        """Write the episode of the n-th occurrence (1-based) and return its number.
+
+        The n-th occurrence rewrites episode n, so re-recording never grows the file;
+        an occurrence beyond the end is appended.
+        """
+        index = occurrence - 1
+        if 0 <= index < len(self.episodes):
+            self.episodes[index] = episode
+            return occurrence
+        self.episodes.append(episode)
+        return len(self.episodes)
+
+
+def file_name(key: str) -> str:
+    return key[:KEY_PREFIX_LEN] + ".json"
+
+
+def read_recording(path: Path) -> Recording:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CassetteError(f"{path}: not UTF-8 ({exc.reason})") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CassetteError(f"{path}: broken JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    return Recording.from_json(data, str(path))
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder, fsync, then rename over the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json.part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_recording(path: Path, recording: Recording) -> None:
+    write_atomic(path, recording.dumps())

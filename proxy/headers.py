@@ -1,0 +1,67 @@
+"""Which headers travel where, and which are never written down.
+
+Credentials and session identifiers go upstream (the service needs them) and back to
+the client, but never into a cassette, the cache, a log or a report. The deny list is
+fixed; a user's ``--keep-header`` adds to the allow list and can never bring a
+credential back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+# Never stored, whatever the user allows.
+CREDENTIAL_HEADERS = frozenset(
+    {"api-key", "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "ocp-apim-subscription-key"}
+)
+# Not stored unless the user allow-lists them (they identify an account or a request).
+IDENTIFYING_HEADERS = frozenset(
+    {"openai-organization", "openai-project", "x-request-id", "apim-request-id", "x-ms-client-request-id", "request-id"}
+)
+# Stored by default: what a replay needs to look like the original answer.
+DEFAULT_STORED_HEADERS = frozenset({"content-type", "retry-after", "openai-version", "openai-processing-ms", "x-ms-region"})
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+        "accept-encoding",
+    }
+)
+SEEDTAPE_PREFIX = "x-seedtape-"
+
+
+def upstream_request_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Client headers to forward: all but hop-by-hop and our own ``x-seedtape-*``.
+
+    ``accept-encoding`` is dropped so the upstream client asks only for encodings it
+    can decode itself; bodies are then stored decoded.
+    """
+    return [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP and not k.lower().startswith(SEEDTAPE_PREFIX)]
+
+
+def client_response_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Upstream headers to pass to the client; the body was decoded, so no encoding."""
+    dropped = HOP_BY_HOP | {"content-encoding"}
+    return [(k, v) for k, v in headers if k.lower() not in dropped]
+
+
+def stored_response_headers(headers: Mapping[str, str], keep: Iterable[str] = ()) -> dict[str, str]:
+    allowed = (DEFAULT_STORED_HEADERS | {h.lower() for h in keep}) - CREDENTIAL_HEADERS
+    return {k.lower(): v for k, v in headers.items() if k.lower() in allowed}
+
+
+def credential_of(headers: Mapping[str, str]) -> str:
+    """The caller's credential (for partitioning by a salted hash of it), or ''."""
+    for name in ("api-key", "authorization", "x-api-key"):
+        value = headers.get(name)
+        if value:
+            return value
+    return ""

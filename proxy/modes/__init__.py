@@ -1,0 +1,1 @@
+"""Modes: one file each, one small interface (see base.py)."""
