@@ -38,18 +38,20 @@ HOP_BY_HOP = frozenset(
 SEEDTAPE_PREFIX = "x-seedtape-"
 
 
-def upstream_request_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+def upstream_request_headers(headers: Iterable[tuple[str, str]], keep_encoding: bool = False) -> list[tuple[str, str]]:
     """Client headers to forward: all but hop-by-hop and our own ``x-seedtape-*``.
 
-    ``accept-encoding`` is dropped so the upstream client asks only for encodings it
-    can decode itself; bodies are then stored decoded.
+    On recorded routes ``accept-encoding`` is dropped so the upstream client asks only
+    for encodings it can decode itself; bodies are then stored decoded. Untouched
+    forwards keep it and pass the encoded bytes through as they are.
     """
-    return [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP and not k.lower().startswith(SEEDTAPE_PREFIX)]
+    dropped = HOP_BY_HOP - {"accept-encoding"} if keep_encoding else HOP_BY_HOP
+    return [(k, v) for k, v in headers if k.lower() not in dropped and not k.lower().startswith(SEEDTAPE_PREFIX)]
 
 
-def client_response_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Upstream headers to pass to the client; the body was decoded, so no encoding."""
-    dropped = HOP_BY_HOP | {"content-encoding"}
+def client_response_headers(headers: Iterable[tuple[str, str]], decoded: bool = True) -> list[tuple[str, str]]:
+    """Upstream headers to pass to the client; a decoded body loses its content-encoding."""
+    dropped = HOP_BY_HOP | {"content-encoding"} if decoded else HOP_BY_HOP
     return [(k, v) for k, v in headers if k.lower() not in dropped]
 
 

@@ -1,1 +1,13 @@
-"""Modes: one file each, one small interface (see base.py)."""
+"""Modes: one file each, one small interface (``base.Mode``)."""
+
+from __future__ import annotations
+
+from .auto import Auto
+from .base import Mode
+from .passthrough import Passthrough
+from .record import Record
+from .replay import Replay
+
+MODES: dict[str, Mode] = {mode.name: mode for mode in (Replay(), Record(), Auto(), Passthrough())}
+
+__all__ = ["MODES", "Mode"]

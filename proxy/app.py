@@ -1,0 +1,139 @@
+"""The ASGI application: recorded routes go to a mode, everything else is forwarded.
+
+Routing is a single classification (``routes.match_route``) rather than a route
+table, because every path that is not recorded must still be forwarded untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from . import __version__
+from .config import Settings
+from .engine import Engine
+from .errors import ProxyError, error_response
+from .exchange import read_body, read_exchange, request_mode
+from .headers import client_response_headers, upstream_request_headers
+from .modes import MODES
+from .replayer import seedtape_headers
+from .routes import match_route
+
+log = logging.getLogger("seedtape")
+SETTINGS_ENV = "SEEDTAPE_SETTINGS_JSON"
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    upstream_transport: httpx.AsyncBaseTransport | None = None,
+) -> Starlette:
+    settings = settings or Settings()
+    if not settings.session:
+        settings = settings.with_(session=uuid.uuid4().hex[:12])
+    engine = Engine(settings, upstream_transport)
+
+    async def proxy(request: Request) -> Response:
+        path = request.scope["path"]
+        target = match_route(request.method, path, request.query_params.get("api-version", ""))
+        try:
+            if target is None:
+                return await forward_untouched(engine, request, settings)
+            engine.coordinator.incr("requests")
+            exchange = await read_exchange(request, target, settings)
+            exchange.occurrence = engine.coordinator.next_occurrence(exchange.session, exchange.cassette, exchange.key)
+            return await MODES[exchange.mode].handle(engine, exchange)
+        except ProxyError as exc:
+            engine.coordinator.incr("errors")
+            return _error_with_headers(exc, request, settings)
+        except Exception as exc:  # never a traceback in a response; the log has it
+            engine.coordinator.incr("errors")
+            log.exception("seedtape: internal error on %s %s", request.method, path)
+            return error_response(500, f"seedtape internal error: {type(exc).__name__}", "seedtape_internal_error")
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "version": __version__, "mode": settings.mode, "session": settings.session})
+
+    async def stats(request: Request) -> Response:
+        return JSONResponse(
+            {
+                **engine.coordinator.stats(),
+                "mode": settings.mode,
+                "cassettes_dir": str(settings.cassettes_dir),
+                "cassette": settings.cassette,
+                "pid": os.getpid(),
+            }
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await engine.aclose()
+
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    app = Starlette(
+        routes=[
+            Route("/_seedtape/health", health, methods=["GET"]),
+            Route("/_seedtape/stats", stats, methods=["GET"]),
+            Route("/{path:path}", proxy, methods=methods),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.engine = engine
+    return app
+
+
+def _error_with_headers(exc: ProxyError, request: Request, settings: Settings) -> Response:
+    try:
+        mode = request_mode(request, settings)
+    except ProxyError:
+        mode = settings.mode
+    exc.headers = {**seedtape_headers(mode, "miss"), **exc.headers}
+    return exc.response()
+
+
+async def forward_untouched(engine: Engine, request: Request, settings: Settings) -> Response:
+    """Any path that is not recorded: forwarded as it is, streamed back, never stored.
+
+    Except in replay mode, whose promise is that nothing reaches the network.
+    """
+    mode = request_mode(request, settings)
+    if mode == "replay":
+        raise ProxyError(
+            404,
+            f"{request.method} {request.scope['path']} is not a recorded route, and replay mode never calls upstream",
+            "seedtape_unrecorded_route",
+            "unrecorded_route",
+        )
+    body = await read_body(request, settings.max_body)
+    headers = upstream_request_headers(request.headers.items(), keep_encoding=True)
+    query = request.scope["query_string"].decode("latin-1")
+    response, _ = await engine.upstream.open(request.method, request.scope["path"], query, headers, body)
+    engine.coordinator.incr("upstream_calls")
+    merged = dict(client_response_headers(response.headers.multi_items(), decoded=False))
+    merged.update(seedtape_headers(mode, "bypass"))
+
+    async def raw() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in response.aiter_raw():
+                yield chunk
+        finally:
+            await response.aclose()
+
+    return StreamingResponse(raw(), status_code=response.status_code, headers=merged)
+
+
+def app_from_env() -> Starlette:
+    """Factory for ``uvicorn --factory`` and worker processes: settings come from the env."""
+    return create_app(Settings.from_env(os.environ[SETTINGS_ENV]))

@@ -1,0 +1,119 @@
+"""The ``seedtape`` command line (click; each command is a thin shell over a module)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .config import MODES, Settings, default_upstream
+
+
+def _env(name: str) -> str:
+    return f"SEEDTAPE_{name}"
+
+
+cassettes_option = click.option(
+    "--cassettes", "cassettes_dir", type=click.Path(path_type=Path), default=Path("cassettes"),
+    envvar=_env("CASSETTES"), show_default=True, help="Folder of cassettes (recordings committed to git).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="seedtape")
+def main() -> None:
+    """Record-and-replay cache proxy for OpenAI and Azure OpenAI, with seed drift measurement."""
+
+
+@main.command()
+@click.option("--mode", type=click.Choice(MODES), default="auto", envvar=_env("MODE"), show_default=True)
+@click.option("--upstream", default=None, envvar=_env("UPSTREAM"),
+              help="Upstream origin; 'sim' for the built-in simulator. Default: $AZURE_OPENAI_ENDPOINT, else the OpenAI API.")
+@cassettes_option
+@click.option("--cassette", default="default", envvar=_env("CASSETTE"), show_default=True)
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path(".seedtape-cache"), envvar=_env("CACHE_DIR"), show_default=True)
+@click.option("--host", default="127.0.0.1", envvar=_env("HOST"), show_default=True)
+@click.option("--port", type=int, default=8787, envvar=_env("PORT"), show_default=True)
+@click.option("--workers", type=int, default=1, envvar=_env("WORKERS"), show_default=True)
+@click.option("--repeats", type=click.Choice(["auto", "cache", "sequence"]), default="auto", envvar=_env("REPEATS"), show_default=True,
+              help="Identical request past the last episode: cache (serve the last), sequence (record a new one), auto (cache if seeded or temperature 0).")
+@click.option("--replay-exhausted", type=click.Choice(["repeat", "error"]), default="repeat", envvar=_env("REPLAY_EXHAUSTED"), show_default=True)
+@click.option("--record-errors", is_flag=True, envvar=_env("RECORD_ERRORS"), help="Also record non-2xx upstream answers.")
+@click.option("--ignore-field", "ignore_fields", multiple=True, help="Top-level body field left out of the key (repeatable).")
+@click.option("--keep-header", "keep_headers", multiple=True, help="Response header to store besides the defaults (never credentials).")
+@click.option("--max-body", type=int, default=16 * 1024 * 1024, envvar=_env("MAX_BODY"), show_default=True)
+@click.option("--upstream-timeout", type=float, default=600.0, envvar=_env("UPSTREAM_TIMEOUT"), show_default=True)
+@click.option("--pace", type=click.Choice(["fast", "recorded"]), default="fast", envvar=_env("PACE"), show_default=True)
+@click.option("--verify-serve", type=click.Choice(["live", "recorded"]), default="live", envvar=_env("VERIFY_SERVE"), show_default=True)
+@click.option("--update", is_flag=True, help="verify: re-record drifted episodes.")
+@click.option("--ignore-path", "ignore_paths", multiple=True, help="verify: JSON path ignored when comparing (repeatable).")
+@click.option("--partition-by-credential", is_flag=True, envvar=_env("PARTITION_BY_CREDENTIAL"))
+@click.option("--log-level", default="info", envvar=_env("LOG_LEVEL"), show_default=True)
+def serve(host: str, port: int, workers: int, upstream: str | None, log_level: str, **options: object) -> None:
+    """Run the proxy."""
+    import uvicorn
+
+    from .app import SETTINGS_ENV
+
+    settings = Settings(upstream=upstream or default_upstream(), workers=workers, **options)  # type: ignore[arg-type]
+    settings = settings.with_(session=os.urandom(6).hex())
+    os.environ[SETTINGS_ENV] = settings.to_env()
+    click.echo(
+        f"seedtape {__version__}: {settings.mode} mode on http://{host}:{port}, upstream {settings.upstream}, "
+        f"cassettes {settings.cassettes_dir}/{settings.cassette}",
+        err=True,
+    )
+    uvicorn.run("seedtape.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level=log_level)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8788, show_default=True)
+@click.option("--fingerprint", default="fp_sim0001", show_default=True)
+@click.option("--seed-drift", type=float, default=0.0, show_default=True, help="Chance a seeded answer still differs.")
+@click.option("--stream-delay-ms", type=float, default=0.0, show_default=True)
+def sim(host: str, port: int, fingerprint: str, seed_drift: float, stream_delay_ms: float) -> None:
+    """Run the built-in Azure-compatible upstream simulator on its own port."""
+    import uvicorn
+
+    from .simulator import SimConfig, create_simulator
+
+    simulator = create_simulator(SimConfig(fingerprint=fingerprint, seed_drift=seed_drift, stream_delay_ms=stream_delay_ms))
+    uvicorn.run(simulator.app, host=host, port=port, log_level="warning")
+
+
+@main.command("ls")
+@cassettes_option
+@click.option("--cassette", default=None, help="Only this cassette.")
+@click.option("--limit", type=int, default=200, show_default=True, help="Rows shown at most; the rest is summarised.")
+def ls_command(cassettes_dir: Path, cassette: str | None, limit: int) -> None:
+    """List cassettes, keys, episodes, model, seed and the first words of each answer."""
+    from .listing import print_listing
+
+    print_listing(cassettes_dir, cassette, limit)
+
+
+@main.command()
+@click.argument("key")
+@cassettes_option
+def show(key: str, cassettes_dir: Path) -> None:
+    """Show one recording (by key or key prefix): the request and every episode."""
+    from .listing import print_recording
+
+    sys.exit(print_recording(cassettes_dir, key))
+
+
+@main.command()
+@click.option("--keep", type=click.Path(path_type=Path), default=None, help="Keep the demo's cassettes in this folder.")
+def demo(keep: Path | None) -> None:
+    """Run the seed documents' scenarios end to end (simulator upstream, real openai SDK)."""
+    from .demo import run_demo
+
+    run_demo(keep)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,72 @@
+"""Server settings: one frozen object, built by the CLI or by code, shared by every part.
+
+Every field can come from a ``SEEDTAPE_<FIELD>`` environment variable through the
+CLI; tests and ``client_shim`` build it directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+MODES = ("replay", "record", "auto", "verify", "passthrough")
+OPENAI_UPSTREAM = "https://api.openai.com"
+SIM_UPSTREAM = "sim"
+
+
+def default_upstream() -> str:
+    return os.environ.get("AZURE_OPENAI_ENDPOINT") or OPENAI_UPSTREAM
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: str = "auto"
+    upstream: str = field(default_factory=default_upstream)
+    cassettes_dir: Path = Path("cassettes")
+    cassette: str = "default"
+    cache_dir: Path = Path(".seedtape-cache")
+    # What an identical request past the last episode gets: "auto" (seeded or
+    # temperature 0 -> cache, else sequence), "cache" (last episode), "sequence" (new one).
+    repeats: str = "auto"
+    # Past the last episode in replay: repeat the last one, or answer an error.
+    replay_exhausted: str = "repeat"
+    record_errors: bool = False
+    ignore_fields: tuple[str, ...] = ()
+    keep_headers: tuple[str, ...] = ()
+    max_body: int = 16 * 1024 * 1024
+    upstream_timeout: float = 600.0
+    pace: str = "fast"  # or "recorded"
+    verify_serve: str = "live"  # or "recorded"
+    update: bool = False
+    ignore_paths: tuple[str, ...] = ()
+    partition_by_credential: bool = False
+    workers: int = 1
+    session: str = ""  # this run's session id; set at start-up, shared by workers
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; expected one of {', '.join(MODES)}")
+        if self.repeats not in ("auto", "cache", "sequence"):
+            raise ValueError(f"unknown repeats {self.repeats!r}; expected auto, cache or sequence")
+        object.__setattr__(self, "cassettes_dir", Path(self.cassettes_dir))
+        object.__setattr__(self, "cache_dir", Path(self.cache_dir))
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    def to_env(self) -> str:
+        """Serialise for worker processes (uvicorn --workers re-imports the app)."""
+        data = asdict(self)
+        data["cassettes_dir"] = str(self.cassettes_dir)
+        data["cache_dir"] = str(self.cache_dir)
+        return json.dumps(data)
+
+    @classmethod
+    def from_env(cls, text: str) -> Settings:
+        data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        tuples = {f.name for f in fields(cls) if str(f.type).startswith("tuple")}
+        return cls(**{k: tuple(v) if k in tuples else v for k, v in data.items() if k in known})

@@ -1,0 +1,67 @@
+"""What concurrent requests must agree on: occurrence counters, single-flight, stats.
+
+The in-process coordinator serves a single worker with no I/O on the hot path. With
+several workers the same interface is backed by the diskcache directory (see
+``shared_coordination``), so counters and locks hold across processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+STAT_NAMES = ("requests", "hits", "misses", "recorded", "upstream_calls", "verified", "drifted", "errors")
+
+
+class Coordinator(Protocol):
+    def next_occurrence(self, session: str, cassette: str, key: str) -> int: ...
+
+    def key_lock(self, cassette: str, key: str) -> AsyncLockContext: ...
+
+    def incr(self, stat: str, amount: int = 1) -> None: ...
+
+    def stats(self) -> dict[str, int]: ...
+
+
+class AsyncLockContext(Protocol):
+    async def __aenter__(self) -> object: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+
+class LocalCoordinator:
+    """Counters and locks for one process."""
+
+    def __init__(self) -> None:
+        self._occurrences: Counter[tuple[str, str, str]] = Counter()
+        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
+        self._stats: Counter[str] = Counter({name: 0 for name in STAT_NAMES})
+
+    def next_occurrence(self, session: str, cassette: str, key: str) -> int:
+        slot = (session, cassette, key)
+        self._occurrences[slot] += 1
+        return self._occurrences[slot]
+
+    @asynccontextmanager
+    async def key_lock(self, cassette: str, key: str) -> AsyncIterator[None]:
+        slot = (cassette, key)
+        lock, users = self._locks.get(slot, (asyncio.Lock(), 0))
+        self._locks[slot] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[slot]
+            if users <= 1:
+                del self._locks[slot]  # keep the table as small as the set of keys in flight
+            else:
+                self._locks[slot] = (lock, users - 1)
+
+    def incr(self, stat: str, amount: int = 1) -> None:
+        self._stats[stat] += amount
+
+    def stats(self) -> dict[str, int]:
+        return dict(self._stats)

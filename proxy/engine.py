@@ -1,0 +1,140 @@
+"""The parts one running proxy shares: settings, store, coordinator, upstream.
+
+Modes are written against this object; it offers the few operations they combine
+(look up, serve, forward and record) so each mode file stays a short decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import httpx
+from starlette.responses import Response, StreamingResponse
+
+from .cassette import CassetteError
+from .config import Settings
+from .coordination import AsyncLockContext, Coordinator, LocalCoordinator
+from .errors import ProxyError
+from .exchange import Exchange
+from .key import is_deterministic
+from .prepared import Prepared, PreparedEpisode
+from .recorder import forward
+from .replayer import episode_response, seedtape_headers
+from .store import CassetteStore
+from .upstream import Upstream
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: Settings,
+        upstream_transport: httpx.AsyncBaseTransport | None = None,
+        coordinator: Coordinator | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = CassetteStore(settings.cassettes_dir, settings.cache_dir)
+        self.coordinator: Coordinator = coordinator or LocalCoordinator()
+        self.upstream = Upstream(settings.upstream, settings.upstream_timeout, upstream_transport)
+        self.keep_headers = frozenset(h.lower() for h in settings.keep_headers)
+
+    async def aclose(self) -> None:
+        await self.upstream.aclose()
+        self.store.close()
+
+    def load(self, exchange: Exchange) -> Prepared | None:
+        try:
+            return self.store.load(exchange.cassette, exchange.key)
+        except CassetteError as exc:
+            raise ProxyError(500, f"cassette file cannot be read: {exc}", "seedtape_cassette_error") from exc
+
+    def wants_cache(self, exchange: Exchange) -> bool:
+        """Should an identical request past the last episode get the last one again?"""
+        repeats = self.settings.repeats
+        return repeats == "cache" or (repeats == "auto" and is_deterministic(exchange.body))
+
+    def serve(self, exchange: Exchange, episode: PreparedEpisode, cache: str = "hit") -> Response:
+        self.coordinator.incr("hits")
+        headers = seedtape_headers(exchange.mode, cache, exchange.key, episode.number)
+        return episode_response(episode, headers, self.settings.pace)
+
+    async def record(self, exchange: Exchange) -> Response:
+        """Forward upstream and save the answer as the exchange's occurrence."""
+        headers = seedtape_headers(exchange.mode, "recorded", exchange.key, exchange.occurrence)
+        self.coordinator.incr("upstream_calls")
+
+        async def save(episode: dict[str, Any]) -> int:
+            return await self.save(exchange, episode)
+
+        return await forward(self.upstream, exchange, headers, save, self.settings.record_errors, self.keep_headers)
+
+    async def passthrough(self, exchange: Exchange, cache: str = "bypass") -> Response:
+        headers = seedtape_headers(exchange.mode, cache, exchange.key)
+        self.coordinator.incr("upstream_calls")
+        return await forward(self.upstream, exchange, headers)
+
+    async def save(self, exchange: Exchange, episode: dict[str, Any]) -> int:
+        async with self.coordinator.key_lock(exchange.cassette, "write:" + exchange.key):
+            number = await anyio.to_thread.run_sync(
+                self.store.save_episode, exchange.cassette, exchange.key, exchange.stored_request(), exchange.occurrence, episode
+            )
+        self.coordinator.incr("recorded")
+        return number
+
+    async def record_once(self, exchange: Exchange) -> Response:
+        """Single-flight: N identical cacheable requests in flight cost one upstream call.
+
+        The first holds the key's lock until its answer is saved (for a stream: until
+        the stream ends, while it is passed on live); the others wait, then find the
+        recording and are served from it.
+        """
+        held = _HeldLock(self.coordinator.key_lock(exchange.cassette, exchange.key))
+        await held.acquire()
+        try:
+            prepared = self.load(exchange)
+            if prepared is not None and prepared.episodes:
+                return self.serve(exchange, pick(prepared, exchange.occurrence))
+            response = await self.record(exchange)
+        except BaseException:
+            await held.release()
+            raise
+        if isinstance(response, StreamingResponse):
+            response.body_iterator = held.release_after(response.body_iterator, self.settings.upstream_timeout)
+        else:
+            await held.release()
+        return response
+
+
+def pick(prepared: Prepared, occurrence: int) -> PreparedEpisode:
+    """Episode n for the n-th occurrence; past the end, the last one."""
+    episodes = prepared.episodes
+    return episodes[min(occurrence, len(episodes)) - 1]
+
+
+class _HeldLock:
+    """A key lock whose release may happen in the task that streams the answer."""
+
+    def __init__(self, context: AsyncLockContext) -> None:
+        self._context = context
+        self._released = False
+
+    async def acquire(self) -> None:
+        await self._context.__aenter__()
+
+    async def release(self) -> None:
+        if not self._released:
+            self._released = True
+            await self._context.__aexit__(None, None, None)
+
+    async def release_after(self, iterator: AsyncIterator[Any], limit: float) -> AsyncIterator[Any]:
+        # If the server drops the response before iterating it, nothing below runs:
+        # the timer makes sure waiting requests are not blocked for ever.
+        timer = asyncio.get_running_loop().call_later(limit + 5, lambda: asyncio.ensure_future(self.release()))
+        try:
+            async for chunk in iterator:
+                yield chunk
+        finally:
+            timer.cancel()
+            await self.release()

@@ -1,0 +1,130 @@
+"""One recorded-route request, parsed and checked once, with everything modes need."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+
+from .cassette import InvalidCassetteName, validate_name
+from .config import MODES, Settings
+from .errors import ProxyError
+from .headers import credential_of, upstream_request_headers
+from .key import KeyMaterial, canonical_body
+from .routes import Target
+
+MODE_HEADER = "x-seedtape-mode"
+CASSETTE_HEADER = "x-seedtape-cassette"
+SESSION_HEADER = "x-seedtape-session"
+
+
+@dataclass(slots=True)
+class Exchange:
+    target: Target
+    path: str
+    query: str
+    body: dict[str, Any]
+    raw: bytes
+    forward_headers: list[tuple[str, str]]
+    mode: str
+    cassette: str
+    session: str
+    key: str
+    occurrence: int = 0
+
+    @property
+    def stream(self) -> bool:
+        return self.body.get("stream") is True
+
+    def stored_request(self) -> dict[str, Any]:
+        """The request as written to the cassette: what, never who (no headers)."""
+        return {**self.target.as_dict(), "body": self.body}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read at most ``limit`` bytes; refuse early on a declared length over it."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ProxyError(413, f"request body of {declared} bytes is over the limit of {limit} bytes", "invalid_request_error", "body_too_large")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ProxyError(413, f"request body is over the limit of {limit} bytes", "invalid_request_error", "body_too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    if not raw:
+        raise ProxyError(400, "request body is empty; expected a JSON object", "invalid_request_error", "invalid_json")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProxyError(400, f"request body is not UTF-8 (byte {exc.start})", "invalid_request_error", "invalid_json") from exc
+    try:
+        body = json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise ProxyError(
+            400, f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", "invalid_request_error", "invalid_json"
+        ) from exc
+    except RecursionError as exc:
+        raise ProxyError(400, "request body is nested too deeply", "invalid_request_error", "invalid_json") from exc
+    if not isinstance(body, dict):
+        raise ProxyError(400, f"request body must be a JSON object, not {type(body).__name__}", "invalid_request_error", "invalid_json")
+    return body
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ProxyError(400, f"request body contains {name}, which is not valid JSON", "invalid_request_error", "invalid_json")
+
+
+def request_mode(request: Request, settings: Settings) -> str:
+    mode = request.headers.get(MODE_HEADER, settings.mode).strip().lower()
+    if mode not in MODES:
+        raise ProxyError(400, f"unknown {MODE_HEADER} {mode[:40]!r}; expected one of {', '.join(MODES)}", "invalid_request_error", "invalid_mode")
+    return mode
+
+
+def request_cassette(request: Request, settings: Settings) -> str:
+    name = request.headers.get(CASSETTE_HEADER, settings.cassette)
+    try:
+        return validate_name(name)
+    except InvalidCassetteName as exc:
+        raise ProxyError(400, str(exc), "invalid_request_error", "invalid_cassette") from exc
+
+
+def partition_of(request: Request, settings: Settings) -> str:
+    """A salted hash of the caller's credential, never the credential itself."""
+    if not settings.partition_by_credential:
+        return ""
+    credential = credential_of(request.headers)
+    return hashlib.sha256(("seedtape-partition/1\0" + credential).encode()).hexdigest()[:32] if credential else "anonymous"
+
+
+async def read_exchange(request: Request, target: Target, settings: Settings) -> Exchange:
+    mode = request_mode(request, settings)
+    cassette = request_cassette(request, settings)
+    raw = await read_body(request, settings.max_body)
+    body = parse_body(raw)
+    try:
+        material = KeyMaterial(target, canonical_body(body, settings.ignore_fields), partition_of(request, settings))
+        key = material.key
+    except (ValueError, RecursionError) as exc:
+        raise ProxyError(400, f"request body cannot be keyed: {exc}", "invalid_request_error", "invalid_json") from exc
+    return Exchange(
+        target=target,
+        path=request.scope["path"],
+        query=request.scope["query_string"].decode("latin-1"),
+        body=body,
+        raw=raw,
+        forward_headers=upstream_request_headers(request.headers.items()),
+        mode=mode,
+        cassette=cassette,
+        session=request.headers.get(SESSION_HEADER) or settings.session,
+        key=key,
+    )

@@ -1,0 +1,127 @@
+"""``seedtape ls`` and ``seedtape show``: cassettes as a person reads them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .cassette import CassetteError, Recording, read_recording
+from .episode import is_stream, response_json
+from .store import CassetteStore
+
+FIRST_WORDS = 8
+
+
+def answer_text(response: Any) -> str:
+    """The answer's text for display: content, tool calls, or an error message."""
+    if not isinstance(response, dict):
+        return ""
+    if isinstance(response.get("error"), dict):
+        return f"error: {response['error'].get('message', '')}"
+    if response.get("object") == "list" and response.get("data"):
+        return f"[{len(response['data'])} embedding(s)]"
+    for choice in response.get("choices") or []:
+        if "text" in choice:
+            return str(choice.get("text") or "")
+        message = choice.get("message") or {}
+        if message.get("content"):
+            return str(message["content"])
+        calls = message.get("tool_calls") or []
+        if calls:
+            return "tool calls: " + ", ".join(f"{c['function']['name']}({c['function']['arguments']})" for c in calls)
+    return ""
+
+
+def first_words(text: str, count: int = FIRST_WORDS) -> str:
+    words = text.split()
+    return " ".join(words[:count]) + (" ..." if len(words) > count else "")
+
+
+def print_listing(root: Path, only: str | None, limit: int, console: Console | None = None) -> None:
+    console = console or Console()
+    store = CassetteStore(root, None)
+    names = [only] if only else store.cassettes()
+    table = Table("cassette", "key", "eps", "route", "model", "seed", "answer (first words)", box=None, pad_edge=False)
+    shown = total = broken = 0
+    for name in names:
+        for path, recording in store.recordings(name):
+            total += 1
+            if isinstance(recording, CassetteError):
+                broken += 1
+                if shown < limit:
+                    table.add_row(name, path.stem, "-", "-", "-", "-", f"[red]broken: {recording}[/red]")
+                    shown += 1
+                continue
+            if shown < limit:
+                table.add_row(*_row(name, recording))
+                shown += 1
+    if total == 0:
+        console.print(f"no recordings under {root}")
+        return
+    console.print(table)
+    hidden = total - shown
+    tail = f" ({hidden} not shown: use --cassette or --limit)" if hidden else ""
+    console.print(f"{total} recording(s) in {len(names)} cassette(s){tail}" + (f", {broken} broken" if broken else ""))
+
+
+def _row(cassette: str, recording: Recording) -> tuple[str, ...]:
+    body = recording.request.get("body") or {}
+    last = recording.episodes[-1] if recording.episodes else {}
+    seed = body.get("seed")
+    text = answer_text(response_json(last)) if last else ""
+    route = recording.request.get("route", "")
+    if is_stream(last):
+        route += " (stream)"
+    return (cassette, recording.key[:16], str(len(recording.episodes)), route, str(body.get("model", "")), "" if seed is None else str(seed), first_words(text))
+
+
+def print_recording(root: Path, key: str, console: Console | None = None) -> int:
+    console = console or Console()
+    matches = CassetteStore(root, None).find(key)
+    matches = [(c, p) for c, p in matches if p.stem.startswith(key[:16])]
+    if not matches:
+        console.print(f"[red]no recording with key {key!r} under {root}[/red]")
+        return 1
+    for cassette, path in matches:
+        try:
+            recording = read_recording(path)
+        except CassetteError as exc:
+            console.print(f"[red]{exc}[/red]")
+            continue
+        if not recording.key.startswith(key):
+            continue
+        _print_one(console, cassette, path, recording)
+    return 0
+
+
+def _print_one(console: Console, cassette: str, path: Path, recording: Recording) -> None:
+    request = recording.request
+    body = dict(request.get("body") or {})
+    console.rule(f"[bold]{recording.key}[/bold]")
+    console.print(f"file      {path}")
+    console.print(f"cassette  {cassette}")
+    target = request.get("api", "") + " " + request.get("route", "")
+    if request.get("deployment"):
+        target += f" deployment={request['deployment']}"
+    if request.get("api_version"):
+        target += f" api-version={request['api_version']}"
+    console.print(f"route     {target}")
+    messages = body.pop("messages", None)
+    console.print("request   " + json.dumps(body, ensure_ascii=False, sort_keys=True))
+    for message in messages or []:
+        content = message.get("content") if isinstance(message, dict) else message
+        role = message.get("role", "?") if isinstance(message, dict) else "?"
+        console.print(f"  [cyan]{role:>9}[/cyan]: {content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)}", highlight=False)
+    for number, episode in enumerate(recording.episodes, 1):
+        response = response_json(episode)
+        kind = f"stream, {len(episode['events'])} events" if is_stream(episode) else "json"
+        console.print(
+            f"\n[bold]episode {number}[/bold]  status {episode.get('status')}  {kind}  "
+            f"fingerprint {episode.get('system_fingerprint') or '-'}  model {(response or {}).get('model', '-') if isinstance(response, dict) else '-'}  "
+            f"recorded {episode.get('recorded_at', '?')}  latency {episode.get('latency_ms', '?')} ms"
+        )
+        console.print(answer_text(response) or json.dumps(response, ensure_ascii=False)[:400], highlight=False)

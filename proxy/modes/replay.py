@@ -1,0 +1,28 @@
+"""replay: serve recordings only; never touch the network."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from ..engine import Engine, pick
+from ..errors import ProxyError
+from ..exchange import Exchange
+from ..miss import cassette_miss
+
+
+class Replay:
+    name = "replay"
+
+    async def handle(self, engine: Engine, exchange: Exchange) -> Response:
+        prepared = engine.load(exchange)
+        if prepared is None or not prepared.episodes:
+            engine.coordinator.incr("misses")
+            raise cassette_miss(engine.store, exchange, engine.settings.ignore_fields)
+        if exchange.occurrence > len(prepared.episodes) and engine.settings.replay_exhausted == "error":
+            raise ProxyError(
+                404,
+                f"request {exchange.key[:16]} was recorded {len(prepared.episodes)} time(s) in cassette "
+                f"{exchange.cassette!r}; this is occurrence {exchange.occurrence}",
+                "seedtape_episodes_exhausted",
+            )
+        return engine.serve(exchange, pick(prepared, exchange.occurrence))

@@ -1,0 +1,60 @@
+"""Forwarding to the real service (or the built-in simulator).
+
+Failures that produced no response become OpenAI-shaped 502/504 answers here, so every
+caller sees either an upstream response or a ProxyError, nothing else.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import httpx
+
+from .config import SIM_UPSTREAM
+from .errors import ProxyError
+
+
+class Upstream:
+    def __init__(self, base_url: str, timeout: float, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        if base_url == SIM_UPSTREAM and transport is None:
+            from .simulator import create_simulator
+
+            transport = httpx.ASGITransport(app=create_simulator().app)
+            base_url = "http://sim.local"
+        self.base_url = base_url.rstrip("/")
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
+            follow_redirects=False,
+            trust_env=False,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def url_for(self, path: str) -> str:
+        return self.base_url + "/" + path.lstrip("/")
+
+    async def open(
+        self, method: str, path: str, query: str, headers: Sequence[tuple[str, str]], body: bytes
+    ) -> tuple[httpx.Response, float]:
+        """Send and return the response with its body not yet read, and the start time."""
+        url = self.url_for(path) + (f"?{query}" if query else "")
+        request = self._client.build_request(method, url, headers=list(headers), content=body)
+        started = time.perf_counter()
+        try:
+            return await self._client.send(request, stream=True), started
+        except httpx.TimeoutException as exc:
+            raise ProxyError(504, f"upstream {self.base_url} timed out ({type(exc).__name__})", "upstream_timeout") from exc
+        except httpx.HTTPError as exc:
+            raise ProxyError(
+                502, f"upstream {self.base_url} unreachable: {type(exc).__name__}: {exc}", "upstream_error"
+            ) from exc
+
+
+def upstream_failure(exc: Exception, base_url: str) -> ProxyError:
+    """The client-facing error for a failure while reading an upstream body."""
+    if isinstance(exc, httpx.TimeoutException):
+        return ProxyError(504, f"upstream {base_url} timed out while sending its answer", "upstream_timeout")
+    return ProxyError(502, f"upstream {base_url} broke off its answer: {type(exc).__name__}", "upstream_error")
