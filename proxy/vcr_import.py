@@ -48,7 +48,7 @@ import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timezone
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -167,7 +167,11 @@ def _raw_interactions(document: Any, path: Path) -> list[Mapping[str, Any]]:
             f"{path}: not a vcrpy cassette (no 'interactions' list, and not a single {{request, response}} object)"
         )
     for number, item in enumerate(items, start=1):
-        if not isinstance(item, dict) or not isinstance(item.get("request"), dict) or not isinstance(item.get("response"), dict):
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("request"), dict)
+            or not isinstance(item.get("response"), dict)
+        ):
             raise VcrImportError(f"{path}: interaction {number} needs a 'request' and a 'response' mapping")
     return items
 
@@ -295,11 +299,12 @@ class ImportReport:
 
     def summary(self) -> str:
         interactions = sum(count for _, count in self.files)
-        lines = [
+        head = (
             f"import-vcr: {len(self.files)} file(s) read, {interactions} interaction(s): "
             f"{len(self.imported)} imported into {len(self.written)} cassette file(s), "
             f"{len(self.skipped)} skipped, {len(self.errors)} error(s)"
-        ]
+        )
+        lines = [head]
         lines += [f"  skipped {source}: {reason}" for source, reason in self.skipped]
         lines += [f"  error   {message}" for _, message in self.errors]
         return "\n".join(lines)
@@ -316,7 +321,7 @@ class _Converted:
     episode: dict[str, Any]
 
 
-def convert(interaction: Interaction, *, record_errors: bool = True) -> _Converted:
+def _convert(interaction: Interaction, *, record_errors: bool = True) -> _Converted:
     """The key material and episode of one interaction; raises ``_Skip`` with the reason."""
     parts = urlsplit(interaction.url)
     api_version = (parse_qs(parts.query).get("api-version") or [""])[0]
@@ -362,6 +367,8 @@ def _events(body: bytes) -> list[dict[str, Any]]:
     response = httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
     events: list[dict[str, Any]] = []
     for sse in EventSource(response).iter_sse():
+        if not sse.data:
+            continue  # keep-alive or a bare ``event:`` line: nothing a client parses
         if sse.data == DONE:
             events.append({"ms": 0, "data": DONE})
             continue
@@ -384,7 +391,7 @@ def _recorded_at(date_header: str | None) -> str | None:
         return None
     if when.tzinfo is None:
         return None
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # --------------------------------------------------------------------------- writing
@@ -450,7 +457,6 @@ class _Writer:
     def _broken(self, path: Path, message: str) -> None:
         self.broken.add(path)
         self.report.errors.append((path, message))
-        return None
 
     def flush(self) -> None:
         for path, recording in self.recordings.items():
@@ -502,7 +508,7 @@ def _import_file(
     for number, interaction in enumerate(interactions, start=1):
         source = f"{path.name}#{number}"
         try:
-            converted = convert(interaction, record_errors=record_errors)
+            converted = _convert(interaction, record_errors=record_errors)
         except _Skip as skip:
             report.skipped.append((source, str(skip)))
             continue
