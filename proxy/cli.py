@@ -106,6 +106,25 @@ def show(key: str, cassettes_dir: Path) -> None:
     sys.exit(print_recording(cassettes_dir, key))
 
 
+@main.command("import-vcr")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@cassettes_option
+@click.option("--cassette", default=None, help="Put everything in this cassette (default: one per vcr file, named by its stem).")
+@click.option("--skip-errors", is_flag=True, help="Do not import recorded non-2xx answers.")
+@click.option("--ignore-field", "ignore_fields", multiple=True, help="Same as serve --ignore-field, so keys match.")
+def import_vcr(paths: tuple[Path, ...], cassettes_dir: Path, cassette: str | None, skip_errors: bool, ignore_fields: tuple[str, ...]) -> None:
+    """Import vcrpy cassettes (every dialect seen in the wild) as seedtape recordings."""
+    from .cassette import InvalidCassetteName
+    from .vcr_import import import_paths
+
+    try:
+        report = import_paths(list(paths), cassettes_dir, cassette, record_errors=not skip_errors, ignore_fields=ignore_fields)
+    except InvalidCassetteName as exc:
+        raise click.BadParameter(str(exc), param_hint="--cassette") from exc
+    click.echo(report.summary())
+    sys.exit(0 if report.ok else 1)
+
+
 @main.command()
 @click.option("--keep", type=click.Path(path_type=Path), default=None, help="Keep the demo's cassettes in this folder.")
 def demo(keep: Path | None) -> None:

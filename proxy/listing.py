@@ -42,10 +42,17 @@ def first_words(text: str, count: int = FIRST_WORDS) -> str:
 
 
 def print_listing(root: Path, only: str | None, limit: int, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or _console()
     store = CassetteStore(root, None)
     names = [only] if only else store.cassettes()
-    table = Table("cassette", "key", "eps", "route", "model", "seed", "answer (first words)", box=None, pad_edge=False)
+    table = Table(box=None, pad_edge=False)
+    table.add_column("cassette", max_width=30, no_wrap=True, overflow="ellipsis")
+    table.add_column("key", no_wrap=True, min_width=16)
+    table.add_column("eps", justify="right", min_width=3)
+    table.add_column("route", no_wrap=True, max_width=20)
+    table.add_column("model", max_width=20, no_wrap=True, overflow="ellipsis")
+    table.add_column("seed", justify="right")
+    table.add_column("answer (first words)", no_wrap=True, overflow="ellipsis", max_width=50)
     shown = total = broken = 0
     for name in names:
         for path, recording in store.recordings(name):
@@ -79,8 +86,16 @@ def _row(cassette: str, recording: Recording) -> tuple[str, ...]:
     return (cassette, recording.key[:16], str(len(recording.episodes)), route, str(body.get("model", "")), "" if seed is None else str(seed), first_words(text))
 
 
+def _console() -> Console:
+    """Wide enough for a row per recording when output goes to a file or a pipe."""
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)
+    return console
+
+
 def print_recording(root: Path, key: str, console: Console | None = None) -> int:
-    console = console or Console()
+    console = console or _console()
     matches = CassetteStore(root, None).find(key)
     matches = [(c, p) for c, p in matches if p.stem.startswith(key[:16])]
     if not matches:
