@@ -7,7 +7,6 @@ offline (upstream unreachable) and show they come back identical, in order.
 
 from __future__ import annotations
 
-import difflib
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -17,10 +16,12 @@ from typing import Any
 import openai
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .app import create_app
 from .config import Settings
 from .serving import serve_in_thread
+from .worddiff import ADDED, EQUAL, REMOVED, trim_ops, word_diff
 
 DEPLOYMENT = "gpt-4"
 API_VERSION = "2024-02-01"
@@ -76,22 +77,26 @@ def _script(client: openai.AzureOpenAI) -> list[Call]:
     return calls
 
 
-def _word_diff(a: str, b: str) -> str:
-    removed, added = [], []
-    for token in difflib.Differ().compare(a.split(), b.split()):
-        if token.startswith("- "):
-            removed.append(token[2:])
-        elif token.startswith("+ "):
-            added.append(token[2:])
-    return f"[red]- {' '.join(removed)}[/red]\n[green]+ {' '.join(added)}[/green]"
+def _word_diff(a: str, b: str) -> Text:
+    """Inline word diff (difflib, as the seed notebook does): removed struck red, added green."""
+    diff = word_diff(a, b)
+    styles = {EQUAL: "", REMOVED: "red strike", ADDED: "green"}
+    line = Text(f"first difference at word {diff.first_divergence}, similarity {diff.similarity:.2f}: ")
+    for tag, words in trim_ops(diff.ops):
+        line.append(words + " ", style=styles[tag])
+    return line
 
 
 def _table(title: str, calls: list[Call]) -> Table:
-    table = Table(title=title, title_justify="left", show_lines=False)
-    for column in ("request", "x-seedtape-cache", "episode", "fingerprint", "answer"):
-        table.add_column(column, overflow="fold")
+    table = Table(title=title, title_justify="left", box=None, pad_edge=False, header_style="bold")
+    table.add_column("request", no_wrap=True, min_width=30)
+    table.add_column("cache", no_wrap=True, min_width=8)
+    table.add_column("ep", justify="right", min_width=2)
+    table.add_column("fingerprint", no_wrap=True, min_width=10)
+    table.add_column("answer", no_wrap=True)
     for call in calls:
-        table.add_row(call.label, call.cache, call.episode, call.fingerprint, call.text[:110] + ("..." if len(call.text) > 110 else ""))
+        text = " ".join(call.text.split())
+        table.add_row(call.label, call.cache, call.episode, call.fingerprint, text[:70] + ("…" if len(text) > 70 else ""))
     return table
 
 
@@ -104,6 +109,8 @@ def run_phase(cassettes: Path, cache: Path, mode: str, upstream: str) -> list[Ca
 
 def run_demo(keep: Path | None = None, console: Console | None = None) -> tuple[list[Call], list[Call]]:
     console = console or Console()
+    if not console.is_terminal or console.width < 120:
+        console = Console(width=140, force_terminal=console.is_terminal)
     workdir = Path(tempfile.mkdtemp(prefix="seedtape-demo-"))
     cassettes = keep or workdir / "cassettes"
     try:
@@ -123,7 +130,8 @@ def run_demo(keep: Path | None = None, console: Console | None = None) -> tuple[
         console.print(f"\n[bold]{same}/{len(recorded)}[/bold] replayed answers are identical to the recorded ones, in the same order, "
                       f"with no network: the unseeded stories replay as the same two different stories.")
         files = sorted((cassettes / "demo").glob("*.json"))
-        console.print(f"{len(files)} cassette files written (one per key); see them with: seedtape ls --cassettes {cassettes}")
+        where = f"see them with: seedtape ls --cassettes {cassettes}" if keep else "run with --keep DIR to keep them"
+        console.print(f"{len(files)} cassette files written (one per key, pretty JSON for git diffs); {where}")
         return recorded, replayed
     finally:
         if keep is None:

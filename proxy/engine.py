@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 from starlette.responses import Response, StreamingResponse
 
+from . import drift_log
 from .cassette import CassetteError
 from .config import Settings
+from .drift import DriftResult
 from .coordination import AsyncLockContext, Coordinator, LocalCoordinator
 from .errors import ProxyError
 from .exchange import Exchange
@@ -82,6 +85,25 @@ class Engine:
             )
         self.coordinator.incr("recorded")
         return number
+
+    @property
+    def drift_log(self) -> Path:
+        return self.settings.cache_dir / "drift.jsonl"
+
+    async def log_drift(self, exchange: Exchange, result: DriftResult, episode: int | None) -> None:
+        """One drift-log line per verified request (no headers: no credential can get in)."""
+        body = exchange.body
+        context = {
+            "cassette": exchange.cassette,
+            "key": exchange.key,
+            "episode": episode,
+            "mode": exchange.mode,
+            "request": {**exchange.target.as_dict(), "model": body.get("model"), "seed": body.get("seed"), "stream": exchange.stream},
+        }
+        await anyio.to_thread.run_sync(drift_log.append, self.drift_log, result.to_log_entry(context))
+        self.coordinator.incr("verified")
+        if result.drifted:
+            self.coordinator.incr("drifted")
 
     async def record_once(self, exchange: Exchange) -> Response:
         """Single-flight: N identical cacheable requests in flight cost one upstream call.

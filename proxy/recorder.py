@@ -113,23 +113,57 @@ async def _tee(
     upstream: Upstream, response: httpx.Response, started: float, save: Save | None, keep_headers: frozenset[str]
 ) -> AsyncIterator[bytes]:
     events: list[dict[str, Any]] = []
-    first: float | None = None
     try:
-        async for sse in EventSource(response).aiter_sse():
-            now = time.perf_counter()
-            first = first if first is not None else now
-            data = event_data(sse.data)
-            event: dict[str, Any] = {"ms": int((now - first) * 1000), "data": data}
-            if sse.event and sse.event != "message":
-                event["event"] = sse.event
+        async for event in _timed_events(response):
             events.append(event)
-            if data == DONE and save is not None:
-                latency = int((first - started) * 1000)
+            if event["data"] == DONE and save is not None:
+                latency = _ms_since(started) - event["ms"]
                 await save(make_episode(response.status_code, response.headers, events=events, latency_ms=latency, keep_headers=keep_headers))
-            yield encode_event(data, event.get("event"))
+            yield encode_event(event["data"], event.get("event"))
     except httpx.HTTPError as exc:
         # Re-raised so the server aborts the client's connection: a broken upstream
         # stream must look broken to the client too, not like a short answer.
         raise upstream_failure(exc, upstream.base_url) from exc
     finally:
         await response.aclose()
+
+
+async def capture(upstream: Upstream, exchange: Exchange, keep_headers: frozenset[str] = frozenset()) -> tuple[dict[str, Any], httpx.Headers]:
+    """Forward and read the whole answer into an episode, saving nothing (for verify).
+
+    A stream is read to its end: verify compares the assembled message, and its
+    ``x-seedtape-drift`` header can only be known once the stream is complete.
+    """
+    response, started = await upstream.open("POST", exchange.path, exchange.query, exchange.forward_headers, exchange.raw)
+    try:
+        if 200 <= response.status_code < 300 and is_event_stream(response):
+            events = await _read_events(response)
+            if not events or events[-1]["data"] != DONE:
+                raise ProxyError(502, f"upstream {upstream.base_url} ended its stream before [DONE]", "upstream_error")
+            latency = _ms_since(started) - events[-1]["ms"]
+            return make_episode(response.status_code, response.headers, events=events, latency_ms=latency, keep_headers=keep_headers), response.headers
+        content = await response.aread()
+    except httpx.HTTPError as exc:
+        raise upstream_failure(exc, upstream.base_url) from exc
+    finally:
+        await response.aclose()
+    body = _json_or_none(content)
+    if body is None:
+        raise ProxyError(502, f"upstream {upstream.base_url} answered {response.status_code} with a body that is not JSON", "upstream_error")
+    return make_episode(response.status_code, response.headers, body=body, latency_ms=_ms_since(started), keep_headers=keep_headers), response.headers
+
+
+async def _read_events(response: httpx.Response) -> list[dict[str, Any]]:
+    return [event async for event in _timed_events(response)]
+
+
+async def _timed_events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    """Upstream SSE events (parsed by httpx-sse) as stored: data and ms since the first."""
+    first: float | None = None
+    async for sse in EventSource(response).aiter_sse():
+        now = time.perf_counter()
+        first = first if first is not None else now
+        event: dict[str, Any] = {"ms": int((now - first) * 1000), "data": event_data(sse.data)}
+        if sse.event and sse.event != "message":
+            event["event"] = sse.event
+        yield event

@@ -7,7 +7,8 @@ from .base import Mode
 from .passthrough import Passthrough
 from .record import Record
 from .replay import Replay
+from .verify import Verify
 
-MODES: dict[str, Mode] = {mode.name: mode for mode in (Replay(), Record(), Auto(), Passthrough())}
+MODES: dict[str, Mode] = {mode.name: mode for mode in (Replay(), Record(), Auto(), Verify(), Passthrough())}
 
 __all__ = ["MODES", "Mode"]
