@@ -193,13 +193,19 @@ def _text(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
+def _indexed(items: Any) -> dict[int, dict[str, Any]]:
+    """List items by their ``index`` field (position when absent): choices and vectors
+    are matched by index, not by position, as the API numbers them."""
+    result: dict[int, dict[str, Any]] = {}
+    for position, item in enumerate(items if isinstance(items, list) else []):
+        if isinstance(item, dict):
+            index = item.get("index")
+            result[index if isinstance(index, int) else position] = item
+    return result
+
+
 def _choices_by_index(response: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
-    choices = response.get("choices") if isinstance(response.get("choices"), list) else []
-    return {
-        (c.get("index") if isinstance(c.get("index"), int) else position): c
-        for position, c in enumerate(choices)
-        if isinstance(c, dict)
-    }
+    return _indexed(response.get("choices"))
 
 
 # --------------------------------------------------------------------------- tool calls
@@ -282,7 +288,9 @@ def _choice_text(kind: str, choice: Mapping[str, Any]) -> str:
     return " ".join(part for part in parts if part)
 
 
-def _compare_choice(kind: str, index: int, recorded: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any] | None:
+def _compare_choice(
+    kind: str, index: int, recorded: Mapping[str, Any], live: Mapping[str, Any]
+) -> dict[str, Any] | None:
     """What differs in one choice, or ``None`` when nothing that counts does."""
     detail: dict[str, Any] = {"index": index}
     if kind == "completion":
@@ -304,7 +312,9 @@ def _compare_choice(kind: str, index: int, recorded: Mapping[str, Any], live: Ma
     return detail if len(detail) > 1 else None
 
 
-def _compare_choices(kind: str, recorded: Mapping[str, Any], live: Mapping[str, Any]) -> tuple[list[dict[str, Any]], WordDiff]:
+def _compare_choices(
+    kind: str, recorded: Mapping[str, Any], live: Mapping[str, Any]
+) -> tuple[list[dict[str, Any]], WordDiff]:
     """Per-choice differences, and the word diff of all choices' text in index order."""
     by_r, by_l = _choices_by_index(recorded), _choices_by_index(live)
     details: list[dict[str, Any]] = []
@@ -346,9 +356,9 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
 
 def _compare_embeddings(recorded: Mapping[str, Any], live: Mapping[str, Any]) -> tuple[list[dict[str, Any]], float]:
     """Per-vector differences and the lowest cosine similarity (1.0 when all match)."""
+
     def by_index(response: Mapping[str, Any]) -> dict[int, Any]:
-        data = response.get("data") if isinstance(response.get("data"), list) else []
-        return {(d.get("index") if isinstance(d.get("index"), int) else i): d.get("embedding") for i, d in enumerate(data) if isinstance(d, dict)}
+        return {index: item.get("embedding") for index, item in _indexed(response.get("data")).items()}
 
     vectors_r, vectors_l = by_index(recorded), by_index(live)
     details: list[dict[str, Any]] = []
@@ -423,7 +433,8 @@ class DriftResult:
         Only named context fields are copied (never headers or anything else a caller
         might pass along), which is how no credential can reach a log or a report.
         """
-        request = context.get("request") if isinstance(context.get("request"), Mapping) else {}
+        raw_request = context.get("request")
+        request: Mapping[str, Any] = raw_request if isinstance(raw_request, Mapping) else {}
         entry: dict[str, Any] = {
             "schema": LOG_SCHEMA,
             "ts": str(context.get("ts") or utc_now()),
@@ -449,11 +460,15 @@ def _usage_report(recorded: Any, live: Any) -> dict[str, Any]:
     """Recorded and live token counts and their difference; reported, never flagged."""
     recorded = recorded if isinstance(recorded, dict) else None
     live = live if isinstance(live, dict) else None
-    delta = {
-        name: live[name] - recorded[name]
-        for name in sorted(set(recorded or {}) & set(live or {}))
-        if isinstance(recorded[name], int) and isinstance(live[name], int)
-    } if recorded and live else {}
+    delta = (
+        {
+            name: live[name] - recorded[name]
+            for name in sorted(set(recorded or {}) & set(live or {}))
+            if isinstance(recorded[name], int) and isinstance(live[name], int)
+        }
+        if recorded and live
+        else {}
+    )
     return {"recorded": recorded, "live": live, "delta": delta}
 
 
@@ -483,7 +498,9 @@ def _model_of(response: Mapping[str, Any]) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _content_drift(kind: str, recorded: Mapping[str, Any], live: Mapping[str, Any]) -> tuple[list[dict[str, Any]], WordDiff | None, float]:
+def _content_drift(
+    kind: str, recorded: Mapping[str, Any], live: Mapping[str, Any]
+) -> tuple[list[dict[str, Any]], WordDiff | None, float]:
     """Per-item details, the headline word diff (none for embeddings) and a similarity."""
     if kind == "embedding":
         details, lowest = _compare_embeddings(recorded, live)

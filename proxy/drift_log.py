@@ -40,11 +40,10 @@ def append(path: str | os.PathLike[str], entry: Mapping[str, Any]) -> None:
 
 def iter_entries(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     """Entries in file order; lines that are not a JSON object are skipped."""
-    try:
-        handle = open(path, "rb")
-    except FileNotFoundError:
+    target = Path(path)
+    if not target.exists():
         return
-    with handle:
+    with target.open("rb") as handle:
         for raw in handle:
             line = raw.strip()
             if not line:

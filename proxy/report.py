@@ -21,7 +21,7 @@ import re
 import socket
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -81,7 +81,9 @@ def parse_fail_on(values: Iterable[str]) -> set[str]:
     rules = {part.strip().lower() for value in values for part in value.split(",") if part.strip()}
     unknown = rules - set(FAIL_ON_RULES)
     if unknown:
-        raise ValueError(f"unknown --fail-on rule(s) {', '.join(sorted(unknown))}: choose from {', '.join(FAIL_ON_RULES)}")
+        raise ValueError(
+            f"unknown --fail-on rule(s) {', '.join(sorted(unknown))}: choose from {', '.join(FAIL_ON_RULES)}"
+        )
     return rules
 
 
@@ -151,11 +153,15 @@ def cassette_of(entry: Mapping[str, Any]) -> str:
 def worst_drifts(entries: Sequence[Mapping[str, Any]], limit: int = DEFAULT_WORST) -> list[Mapping[str, Any]]:
     """Content drifts, lowest similarity first (the ones a reader should look at)."""
     drifted = [e for e in entries if "content" in flags_of(e)]
-    drifted.sort(key=lambda e: (similarity_of(e) if similarity_of(e) is not None else 2.0, cassette_of(e), case_name(e)))
+    drifted.sort(
+        key=lambda e: (similarity_of(e) if similarity_of(e) is not None else 2.0, cassette_of(e), case_name(e))
+    )
     return drifted[:limit]
 
 
-def summarize(entries: Sequence[Mapping[str, Any]], fail_on: Iterable[str] = (), worst: int = DEFAULT_WORST) -> dict[str, Any]:
+def summarize(
+    entries: Sequence[Mapping[str, Any]], fail_on: Iterable[str] = (), worst: int = DEFAULT_WORST
+) -> dict[str, Any]:
     """Every number the formats show, as plain JSON."""
     rules = set(fail_on)
     classes = Counter(class_of(e) for e in entries)
@@ -177,8 +183,8 @@ def summarize(entries: Sequence[Mapping[str, Any]], fail_on: Iterable[str] = (),
             for name, c in sorted(per_cassette.items())
         ],
         "fingerprints": [
-            {"model": m, "recorded": r, "live": l, "total": t, "content_drift": d}
-            for (m, r, l), (t, d) in sorted(pairs.items())
+            {"model": m, "recorded": r, "live": live, "total": t, "content_drift": d}
+            for (m, r, live), (t, d) in sorted(pairs.items())
         ],
         "worst": [
             {
@@ -199,7 +205,11 @@ def summarize(entries: Sequence[Mapping[str, Any]], fail_on: Iterable[str] = (),
 def _ops(entry: Mapping[str, Any]) -> list[list[str]]:
     diff = _dict(entry.get("diff"))
     ops = diff.get("ops")
-    return [[str(op[0]), str(op[1])] for op in ops if isinstance(op, list) and len(op) == 2] if isinstance(ops, list) else []
+    return (
+        [[str(op[0]), str(op[1])] for op in ops if isinstance(op, list) and len(op) == 2]
+        if isinstance(ops, list)
+        else []
+    )
 
 
 def inline_diff(ops: Sequence[Sequence[str]]) -> str:
@@ -224,13 +234,12 @@ def _choice_lines(entry: Mapping[str, Any]) -> list[str]:
             lines.append(f"{where}: finish_reason {fr.get('recorded')} -> {fr.get('live')}")
         for field in ("tool_calls", "function_call"):
             for call in choice.get(field) or []:
+                label = f"{where}: {field}[{call.get('index')}]"
                 if call.get("missing"):
-                    lines.append(f"{where}: {field}[{call.get('index')}] missing in {call['missing']}")
+                    lines.append(f"{label} missing in {call['missing']}")
                 for part in ("name", "arguments"):
                     if isinstance(call.get(part), dict):
-                        lines.append(
-                            f"{where}: {field}[{call.get('index')}] {part} {call[part].get('recorded')} -> {call[part].get('live')}"
-                        )
+                        lines.append(f"{label} {part} {call[part].get('recorded')} -> {call[part].get('live')}")
         if "refusal" in choice:
             lines.append(f"{where}: refusal changed")
         if "cosine" in choice:
@@ -260,7 +269,8 @@ def describe(entry: Mapping[str, Any]) -> list[str]:
     similarity = similarity_of(entry)
     if "content" in flags_of(entry):
         first = entry.get("first_divergence")
-        lines.append(f"similarity: {similarity if similarity is not None else '?'}; first divergence at word {first if first is not None else '-'}")
+        shown = "?" if similarity is None else similarity
+        lines.append(f"similarity: {shown}; first divergence at word {'-' if first is None else first}")
         diff = _dict(entry.get("diff"))
         if diff:
             lines.append("removed: " + " ".join(map(str, diff.get("removed") or [])))
@@ -301,7 +311,9 @@ def _classes_table(summary: Mapping[str, Any]) -> Table:
     grid.add_column("share", justify="right")
     for name in CLASSES:
         count = summary["classes"][name]
-        grid.add_row(Text(CLASS_LABELS[name], style=RICH_CLASS_STYLES[name]), str(count), _share(count, summary["total"]))
+        grid.add_row(
+            Text(CLASS_LABELS[name], style=RICH_CLASS_STYLES[name]), str(count), _share(count, summary["total"])
+        )
     return grid
 
 
@@ -342,7 +354,9 @@ def _worst_renderables(entries: Sequence[Mapping[str, Any]], worst: int) -> list
     chosen = worst_drifts(entries, worst)
     if not chosen:
         return [Text("No content drift.", style="green")]
-    parts: list[Any] = [Text(f"Worst drifts ({len(chosen)} of {sum(1 for e in entries if 'content' in flags_of(e))})", style="bold")]
+    parts: list[Any] = [
+        Text(f"Worst drifts ({len(chosen)} of {sum(1 for e in entries if 'content' in flags_of(e))})", style="bold")
+    ]
     for entry in chosen:
         similarity = similarity_of(entry)
         header = Text(f"{cassette_of(entry)}  {case_name(entry)}  ", style="bold")
@@ -368,7 +382,14 @@ def _verdict(summary: Mapping[str, Any]) -> Text:
     return Text(f"--fail-on {rules}: nothing fails -> exit 0", style="bold green")
 
 
-def render_table(entries: Sequence[Mapping[str, Any]], fail_on: Iterable[str] = (), *, color: bool = False, width: int = 110, worst: int = DEFAULT_WORST) -> str:
+def render_table(
+    entries: Sequence[Mapping[str, Any]],
+    fail_on: Iterable[str] = (),
+    *,
+    color: bool = False,
+    width: int = 110,
+    worst: int = DEFAULT_WORST,
+) -> str:
     """The terminal report as a string; ANSI colours only when ``color`` is asked for."""
     buffer = io.StringIO()
     console = Console(
@@ -400,7 +421,7 @@ def render_json(entries: Sequence[Mapping[str, Any]], fail_on: Iterable[str] = (
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # --------------------------------------------------------------------------- junit
@@ -427,10 +448,21 @@ def render_junit(entries: Sequence[Mapping[str, Any]], fail_on: Iterable[str] = 
     suite = ET.SubElement(
         root,
         "testsuite",
-        {"name": "seedtape.drift", **counts, "skipped": "0", "time": "0.000", "timestamp": _now(), "hostname": xml_safe(socket.gethostname())},
+        {
+            "name": "seedtape.drift",
+            **counts,
+            "skipped": "0",
+            "time": "0.000",
+            "timestamp": _now(),
+            "hostname": xml_safe(socket.gethostname()),
+        },
     )
     for entry in entries:
-        case = ET.SubElement(suite, "testcase", {"classname": xml_safe(cassette_of(entry)), "name": xml_safe(case_name(entry)), "time": "0.000"})
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            {"classname": xml_safe(cassette_of(entry)), "name": xml_safe(case_name(entry)), "time": "0.000"},
+        )
         matched = failed_rules(entry, rules)
         text = xml_safe("\n".join(describe(entry)))
         if matched:
@@ -446,10 +478,12 @@ def render_junit(entries: Sequence[Mapping[str, Any]], fail_on: Iterable[str] = 
 # --------------------------------------------------------------------------- html
 
 _CSS = """
-body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;color:#1b1b1b;background:#fff}
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1b1b1b;background:#fff;
+  margin:2rem auto;max-width:72rem;padding:0 1rem}
 h1{margin-bottom:.2rem}h2{margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
 .meta{color:#555}
-table{border-collapse:collapse;margin:.5rem 0}th,td{border:1px solid #ddd;padding:.25rem .6rem;text-align:left;vertical-align:top}
+table{border-collapse:collapse;margin:.5rem 0}
+th,td{border:1px solid #ddd;padding:.25rem .6rem;text-align:left;vertical-align:top}
 th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .swatch{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:.4em;vertical-align:middle}
 .verdict{font-weight:600;padding:.4rem .6rem;border-radius:4px;display:inline-block}
@@ -458,7 +492,8 @@ article.drift{border:1px solid #ddd;border-radius:6px;padding:.6rem 1rem;margin:
 article.drift h3{margin:.2rem 0;font-size:1rem;font-family:ui-monospace,Menlo,Consolas,monospace}
 .badge{display:inline-block;border-radius:3px;padding:0 .4em;margin-right:.3em;color:#fff;font-size:.85em}
 .sbs{display:grid;grid-template-columns:1fr 1fr;gap:1rem}
-.side{background:#fafafa;border:1px solid #eee;border-radius:4px;padding:.5rem .7rem;white-space:pre-wrap;word-wrap:break-word}
+.side{background:#fafafa;border:1px solid #eee;border-radius:4px;padding:.5rem .7rem;
+  white-space:pre-wrap;word-wrap:break-word}
 .side h4{margin:0 0 .3rem 0;font-size:.85rem;color:#555;text-transform:uppercase;letter-spacing:.05em}
 del{background:#ffd7d5;color:#82071e;text-decoration:line-through}
 ins{background:#ccffd8;color:#055d20;text-decoration:none}
@@ -478,7 +513,8 @@ def render_html(entries: Sequence[Mapping[str, Any]], fail_on: Iterable[str] = (
     summary = summarize(entries, rules)
     body = [
         "<h1>seedtape drift report</h1>",
-        f'<p class="meta">{summary["total"]} verified requests, {summary["drifted"]} drifted; generated {_e(_now())}</p>',
+        f'<p class="meta">{summary["total"]} verified requests, {summary["drifted"]} drifted; '
+        f"generated {_e(_now())}</p>",
         _html_verdict(summary),
         '<section id="summary"><h2>Summary</h2>',
         _html_classes(summary),
@@ -506,13 +542,28 @@ def _html_verdict(summary: Mapping[str, Any]) -> str:
     return f'<p class="verdict pass">--fail-on {rules}: nothing fails</p>'
 
 
-def _html_classes(summary: Mapping[str, Any]) -> str:
-    rows = "".join(
-        f'<tr><td><span class="swatch" style="background:{CLASS_COLOURS[name]}"></span>{_e(CLASS_LABELS[name])}</td>'
-        f'<td class="n">{summary["classes"][name]}</td><td class="n">{_share(summary["classes"][name], summary["total"])}</td></tr>'
-        for name in CLASSES
+def _html_table(head: Sequence[str], rows: Iterable[Sequence[str]], numeric_from: int) -> str:
+    """A table from already-escaped cells; columns from ``numeric_from`` on are numbers."""
+    header = "".join(f"<th>{_e(title)}</th>" for title in head)
+    body = "".join(
+        "<tr>"
+        + "".join(f'<td class="n">{c}</td>' if i >= numeric_from else f"<td>{c}</td>" for i, c in enumerate(row))
+        + "</tr>"
+        for row in rows
     )
-    return f'<table class="classes"><thead><tr><th>class</th><th>requests</th><th>share</th></tr></thead><tbody>{rows}</tbody></table>'
+    return f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _html_classes(summary: Mapping[str, Any]) -> str:
+    rows = [
+        (
+            f'<span class="swatch" style="background:{CLASS_COLOURS[name]}"></span>{_e(CLASS_LABELS[name])}',
+            str(summary["classes"][name]),
+            _share(summary["classes"][name], summary["total"]),
+        )
+        for name in CLASSES
+    ]
+    return _html_table(("class", "requests", "share"), rows, numeric_from=1)
 
 
 def _svg_chart(summary: Mapping[str, Any]) -> str:
@@ -538,25 +589,28 @@ def _svg_chart(summary: Mapping[str, Any]) -> str:
 
 
 def _html_cassettes(summary: Mapping[str, Any]) -> str:
-    head = "".join(f"<th>{_e(CLASS_LABELS[name])}</th>" for name in CLASSES)
-    rows = "".join(
-        f'<tr><td>{_e(row["cassette"])}</td><td class="n">{row["total"]}</td>'
-        + "".join(f'<td class="n">{row["classes"][name]}</td>' for name in CLASSES)
-        + "</tr>"
+    head = ("cassette", "requests", *(CLASS_LABELS[name] for name in CLASSES))
+    rows = [
+        (_e(row["cassette"]), str(row["total"]), *(str(row["classes"][name]) for name in CLASSES))
         for row in summary["cassettes"]
-    )
-    return f'<section id="cassettes"><h2>Per cassette</h2><table><thead><tr><th>cassette</th><th>requests</th>{head}</tr></thead><tbody>{rows}</tbody></table></section>'
+    ]
+    return f'<section id="cassettes"><h2>Per cassette</h2>{_html_table(head, rows, numeric_from=1)}</section>'
 
 
 def _html_fingerprints(summary: Mapping[str, Any]) -> str:
-    rows = "".join(
-        f'<tr><td>{_e(r["model"])}</td><td><code>{_e(r["recorded"])}</code></td><td><code>{_e(r["live"])}</code></td>'
-        f'<td class="n">{r["total"]}</td><td class="n">{r["content_drift"]}</td></tr>'
+    head = ("model", "recorded fingerprint", "live fingerprint", "requests", "content drift")
+    rows = [
+        (
+            _e(r["model"]),
+            f"<code>{_e(r['recorded'])}</code>",
+            f"<code>{_e(r['live'])}</code>",
+            str(r["total"]),
+            str(r["content_drift"]),
+        )
         for r in summary["fingerprints"]
-    )
+    ]
     return (
-        '<section id="fingerprints"><h2>Model and fingerprint</h2><table><thead><tr><th>model</th><th>recorded fingerprint</th>'
-        f"<th>live fingerprint</th><th>requests</th><th>content drift</th></tr></thead><tbody>{rows}</tbody></table></section>"
+        f'<section id="fingerprints"><h2>Model and fingerprint</h2>{_html_table(head, rows, numeric_from=3)}</section>'
     )
 
 
@@ -589,20 +643,25 @@ def _html_drifts(entries: Sequence[Mapping[str, Any]], rules: set[str]) -> str:
 
 def _html_entry(entry: Mapping[str, Any], rules: set[str]) -> str:
     name = class_of(entry)
-    badges = "".join(f'<span class="badge" style="background:{CLASS_COLOURS[classify([f])]}">{_e(f)}</span>' for f in flags_of(entry))
+    badges = "".join(
+        f'<span class="badge" style="background:{CLASS_COLOURS[classify([f])]}">{_e(f)}</span>' for f in flags_of(entry)
+    )
     failing = failed_rules(entry, rules)
     if failing:
         badges += f'<span class="badge" style="background:#b71c1c">fails --fail-on {_e(",".join(failing))}</span>'
     recorded_fp, live_fp = fingerprints_of(entry)
     similarity = similarity_of(entry)
+    model = _dict(entry.get("model"))
     facts = [
         f"class: <strong>{_e(CLASS_LABELS[name])}</strong>",
         f"fingerprint: <code>{_e(recorded_fp)}</code> &rarr; <code>{_e(live_fp)}</code>",
-        f"model: {_e(_dict(entry.get('model')).get('recorded') or '?')} &rarr; {_e(_dict(entry.get('model')).get('live') or '?')}",
+        f"model: {_e(model.get('recorded') or '?')} &rarr; {_e(model.get('live') or '?')}",
     ]
     if "content" in flags_of(entry) and similarity is not None:
         first = entry.get("first_divergence")
-        facts.append(f"similarity {similarity:.3f}" + (f", first divergence at word {_e(first)}" if first is not None else ""))
+        facts.append(
+            f"similarity {similarity:.3f}" + (f", first divergence at word {_e(first)}" if first is not None else "")
+        )
     ops = _ops(entry)
     sides = ""
     if ops:
@@ -613,7 +672,7 @@ def _html_entry(entry: Mapping[str, Any], rules: set[str]) -> str:
             "</div>"
         )
     extra = _choice_lines(entry) + ([_usage_line(entry)] if _usage_line(entry) else [])
-    details = "<ul class=\"details\">" + "".join(f"<li>{_e(line)}</li>" for line in extra) + "</ul>" if extra else ""
+    details = '<ul class="details">' + "".join(f"<li>{_e(line)}</li>" for line in extra) + "</ul>" if extra else ""
     return (
         f'<article class="drift {_e(name)}"><h3>{_e(cassette_of(entry))} &middot; {_e(case_name(entry))}</h3>'
         f"<p>{badges}</p><p>{' &middot; '.join(facts)}</p>{sides}{details}</article>"

@@ -41,7 +41,10 @@ def chat_body(
         "object": "chat.completion",
         "created": created,
         "model": model,
-        "choices": [{"index": 0, "finish_reason": finish_reason, "message": message, "logprobs": None}, *(extra_choices or [])],
+        "choices": [
+            {"index": 0, "finish_reason": finish_reason, "message": message, "logprobs": None},
+            *(extra_choices or []),
+        ],
         "usage": usage or {"prompt_tokens": 27, "completion_tokens": 80, "total_tokens": 107},
     }
     if fingerprint is not None:
@@ -50,7 +53,13 @@ def chat_body(
 
 
 def episode(body: dict[str, Any], status: int = 200) -> dict[str, Any]:
-    result = {"recorded_at": "2024-05-20T10:00:00.000000Z", "status": status, "headers": {"content-type": "application/json"}, "body": body, "latency_ms": 812}
+    result = {
+        "recorded_at": "2024-05-20T10:00:00.000000Z",
+        "status": status,
+        "headers": {"content-type": "application/json"},
+        "body": body,
+        "latency_ms": 812,
+    }
     if body.get("system_fingerprint"):
         result["system_fingerprint"] = body["system_fingerprint"]
     return result
@@ -79,16 +88,54 @@ def stream_episode(
     if fingerprint is not None:
         base["system_fingerprint"] = fingerprint
     events: list[dict[str, Any]] = [
-        {"ms": 0, "data": {"id": "", "object": "", "created": 0, "model": "", "choices": [], "prompt_filter_results": [{"prompt_index": 0}]}}
+        {
+            "ms": 0,
+            "data": {
+                "id": "",
+                "object": "",
+                "created": 0,
+                "model": "",
+                "choices": [],
+                "prompt_filter_results": [{"prompt_index": 0}],
+            },
+        }
     ]
-    events.append({"ms": 5, "data": {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}})
+    events.append(
+        {
+            "ms": 5,
+            "data": {
+                **base,
+                "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
+            },
+        }
+    )
     for position, piece in enumerate(pieces):
-        chunk = {**base, "obfuscation": f"{obfuscation}{position}", "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+        chunk = {
+            **base,
+            "obfuscation": f"{obfuscation}{position}",
+            "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
+        }
         events.append({"ms": 10 + position, "data": chunk})
     events.append({"ms": 90, "data": {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish_reason}]}})
-    events.append({"ms": 91, "data": {**base, "choices": [], "usage": usage or {"prompt_tokens": 27, "completion_tokens": len(pieces), "total_tokens": 27 + len(pieces)}}})
+    events.append(
+        {
+            "ms": 91,
+            "data": {
+                **base,
+                "choices": [],
+                "usage": usage
+                or {"prompt_tokens": 27, "completion_tokens": len(pieces), "total_tokens": 27 + len(pieces)},
+            },
+        }
+    )
     events.append({"ms": 92, "data": "[DONE]"})
-    result = {"recorded_at": "2024-05-20T10:00:00.000000Z", "status": 200, "headers": {"content-type": "text/event-stream"}, "events": events, "latency_ms": 400}
+    result = {
+        "recorded_at": "2024-05-20T10:00:00.000000Z",
+        "status": 200,
+        "headers": {"content-type": "text/event-stream"},
+        "events": events,
+        "latency_ms": 400,
+    }
     if fingerprint:
         result["system_fingerprint"] = fingerprint
     return result
@@ -107,7 +154,14 @@ def context(cassette: str = "stories", key_seed: int = 1, episode_no: int = 1, *
         "key": key,
         "episode": episode_no,
         "mode": "verify",
-        "request": {"api": "azure", "route": "chat/completions", "deployment": "gpt-4o", "api_version": "2024-06-01", "model": None, "seed": 42},
+        "request": {
+            "api": "azure",
+            "route": "chat/completions",
+            "deployment": "gpt-4o",
+            "api_version": "2024-06-01",
+            "model": None,
+            "seed": 42,
+        },
         "ts": "2024-06-01T12:00:00.000000Z",
         **extra,
     }

@@ -47,8 +47,12 @@ def test_identical() -> None:
 
 
 def test_volatile_fields_and_usage_are_reported_not_flagged() -> None:
-    recorded = chat_episode(response_id="chatcmpl-old", created=1, usage={"prompt_tokens": 27, "completion_tokens": 80, "total_tokens": 107})
-    live = chat_episode(response_id="chatcmpl-new", created=2, usage={"prompt_tokens": 27, "completion_tokens": 95, "total_tokens": 122})
+    recorded = chat_episode(
+        response_id="chatcmpl-old", created=1, usage={"prompt_tokens": 27, "completion_tokens": 80, "total_tokens": 107}
+    )
+    live = chat_episode(
+        response_id="chatcmpl-new", created=2, usage={"prompt_tokens": 27, "completion_tokens": 95, "total_tokens": 122}
+    )
     result = compare(recorded, live)
     assert result.flags == [] and result.drift_class == "identical"
     assert result.usage["recorded"]["completion_tokens"] == 80
@@ -105,8 +109,14 @@ def test_recorded_without_fingerprint_is_unknown_never_drift() -> None:
 
 
 def test_tool_call_argument_change() -> None:
-    recorded = chat_episode(None, finish_reason="tool_calls", tool_calls=[tool_call("get_weather", '{"city": "Paris", "unit": "c"}')])
-    live = chat_episode(None, finish_reason="tool_calls", tool_calls=[tool_call("get_weather", '{"city": "Lyon", "unit": "c"}', "call_2")])
+    recorded = chat_episode(
+        None, finish_reason="tool_calls", tool_calls=[tool_call("get_weather", '{"city": "Paris", "unit": "c"}')]
+    )
+    live = chat_episode(
+        None,
+        finish_reason="tool_calls",
+        tool_calls=[tool_call("get_weather", '{"city": "Lyon", "unit": "c"}', "call_2")],
+    )
     result = compare(recorded, live)
     assert result.flags == ["content"]
     change = result.choices[0]["tool_calls"][0]
@@ -127,7 +137,9 @@ def test_tool_call_name_and_count_change() -> None:
     renamed = compare(recorded, chat_episode(None, tool_calls=[tool_call("get_forecast", "{}")]))
     assert renamed.flags == ["content"]
     assert renamed.choices[0]["tool_calls"][0]["name"] == {"recorded": "get_weather", "live": "get_forecast"}
-    more = compare(recorded, chat_episode(None, tool_calls=[tool_call("get_weather", "{}"), tool_call("get_time", "{}", "c2")]))
+    more = compare(
+        recorded, chat_episode(None, tool_calls=[tool_call("get_weather", "{}"), tool_call("get_time", "{}", "c2")])
+    )
     assert more.choices[0]["tool_calls"] == [{"index": 1, "missing": "recorded"}]
 
 
@@ -145,7 +157,9 @@ def test_model_change_only() -> None:
 
 
 def test_flags_keep_documented_order() -> None:
-    result = compare(chat_episode(STORY_A, fingerprint="a", model="m1"), chat_episode(STORY_B, fingerprint="b", model="m2"))
+    result = compare(
+        chat_episode(STORY_A, fingerprint="a", model="m1"), chat_episode(STORY_B, fingerprint="b", model="m2")
+    )
     assert result.flags == ["content", "fingerprint", "model"]
     assert result.drift_class == "content-new-fingerprint"
     assert tuple(FLAG_ORDER) == ("content", "fingerprint", "model", "unrecorded")
@@ -203,7 +217,12 @@ def test_recorded_answer_live_error_is_content_drift() -> None:
 
 def test_streamed_identical_despite_ids_and_obfuscation() -> None:
     recorded = stream_episode(pieces_of(STORY_A), response_id="r1", obfuscation="xyz")
-    live = stream_episode(pieces_of(STORY_A), response_id="r2", obfuscation="qqq", usage={"prompt_tokens": 27, "completion_tokens": 99, "total_tokens": 126})
+    live = stream_episode(
+        pieces_of(STORY_A),
+        response_id="r2",
+        obfuscation="qqq",
+        usage={"prompt_tokens": 27, "completion_tokens": 99, "total_tokens": 126},
+    )
     result = compare(recorded, live)
     assert result.flags == []
     assert result.usage["delta"]["completion_tokens"] == 99 - len(pieces_of(STORY_A))
@@ -228,7 +247,15 @@ def test_stream_compares_like_body() -> None:
 
 
 def _completion(text: str) -> dict:
-    return episode({"id": "cmpl", "object": "text_completion", "created": 1, "model": "gpt-35-turbo-instruct", "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}]})
+    return episode(
+        {
+            "id": "cmpl",
+            "object": "text_completion",
+            "created": 1,
+            "model": "gpt-35-turbo-instruct",
+            "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
+        }
+    )
 
 
 def test_legacy_completion_text() -> None:
@@ -240,7 +267,19 @@ def test_legacy_completion_text() -> None:
 
 def test_legacy_completion_stream() -> None:
     def stream(parts: list[str]) -> dict:
-        events = [{"ms": i, "data": {"id": "c", "object": "text_completion", "created": 1, "model": "m", "choices": [{"index": 0, "text": p, "finish_reason": None}]}} for i, p in enumerate(parts)]
+        events = [
+            {
+                "ms": i,
+                "data": {
+                    "id": "c",
+                    "object": "text_completion",
+                    "created": 1,
+                    "model": "m",
+                    "choices": [{"index": 0, "text": p, "finish_reason": None}],
+                },
+            }
+            for i, p in enumerate(parts)
+        ]
         events.append({"ms": 9, "data": "[DONE]"})
         return {"status": 200, "events": events}
 
@@ -250,7 +289,14 @@ def test_legacy_completion_stream() -> None:
 
 
 def _embedding(vector: list[float] | str) -> dict:
-    return episode({"object": "list", "model": "text-embedding-3-small", "data": [{"object": "embedding", "index": 0, "embedding": vector}], "usage": {"prompt_tokens": 3, "total_tokens": 3}})
+    return episode(
+        {
+            "object": "list",
+            "model": "text-embedding-3-small",
+            "data": [{"object": "embedding", "index": 0, "embedding": vector}],
+            "usage": {"prompt_tokens": 3, "total_tokens": 3},
+        }
+    )
 
 
 def test_embeddings_tolerate_noise_but_flag_other_vectors() -> None:
@@ -261,7 +307,9 @@ def test_embeddings_tolerate_noise_but_flag_other_vectors() -> None:
     assert result.choices[0]["cosine"] < EMBEDDING_MIN_COSINE
     assert result.similarity < EMBEDDING_MIN_COSINE
     assert result.diff is None
-    assert compare(_embedding(base), _embedding(base[:3])).choices == [{"index": 0, "dimensions": {"recorded": 4, "live": 3}}]
+    assert compare(_embedding(base), _embedding(base[:3])).choices == [
+        {"index": 0, "dimensions": {"recorded": 4, "live": 3}}
+    ]
 
 
 def test_embeddings_in_base64() -> None:
@@ -321,7 +369,9 @@ def test_ignore_paths_do_not_touch_the_episodes() -> None:
 
 
 def test_ignore_paths_apply_to_streams() -> None:
-    result = compare(stream_episode(pieces_of(STORY_A)), stream_episode(pieces_of(STORY_B)), ["choices.*.message.content"])
+    result = compare(
+        stream_episode(pieces_of(STORY_A)), stream_episode(pieces_of(STORY_B)), ["choices.*.message.content"]
+    )
     assert result.flags == []
 
 

@@ -31,7 +31,11 @@ def _entries() -> list[dict[str, Any]]:
         ("stories", chat_episode(STORY_A, fingerprint="fp_old"), chat_episode(STORY_A, fingerprint="fp_new")),
         ("stories", chat_episode(model="gpt-4o-2024-05-13"), chat_episode(model="gpt-4o-2024-08-06")),
         ("stories", chat_episode(STORY_A), chat_episode(NASTY_LIVE)),
-        ("streams", stream_episode(pieces_of(STORY_A), fingerprint="fp_old"), stream_episode(pieces_of(STORY_B), fingerprint="fp_new")),
+        (
+            "streams",
+            stream_episode(pieces_of(STORY_A), fingerprint="fp_old"),
+            stream_episode(pieces_of(STORY_B), fingerprint="fp_new"),
+        ),
         ("streams", None, chat_episode()),
         (
             "tools",
@@ -73,7 +77,9 @@ def test_summary_counts(entries: list[dict[str, Any]]) -> None:
         "unrecorded": 1,
     }
     assert [c["cassette"] for c in summary["cassettes"]] == ["stories", "streams", "tools"]
-    pair = next(p for p in summary["fingerprints"] if p["recorded"] == "fp_old" and p["live"] == "fp_new" and p["content_drift"])
+    pair = next(
+        p for p in summary["fingerprints"] if p["recorded"] == "fp_old" and p["live"] == "fp_new" and p["content_drift"]
+    )
     assert pair["total"] == 2 and pair["content_drift"] == 1  # fingerprint-only + content-new
     assert summary["worst"][0]["similarity"] <= summary["worst"][-1]["similarity"]
     assert summary["failing"] == 3 and summary["exit_code"] == 1
@@ -182,7 +188,9 @@ def test_junit_any_fails_everything_that_drifted(entries: list[dict[str, Any]]) 
 
 def test_junit_survives_control_characters() -> None:
     entry = compare(chat_episode("bell"), chat_episode("bell\x07 ring\x00")).to_log_entry(context())
-    lxml_etree.XMLSchema(lxml_etree.parse(str(XSD))).assertValid(lxml_etree.fromstring(_junit([entry], {"content"}).encode()))
+    lxml_etree.XMLSchema(lxml_etree.parse(str(XSD))).assertValid(
+        lxml_etree.fromstring(_junit([entry], {"content"}).encode())
+    )
 
 
 def test_schema_accepts_what_pytest_itself_writes(tmp_path: Path) -> None:
