@@ -21,7 +21,7 @@ import io
 import json as jsonlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
@@ -33,7 +33,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 from rich.text import Text
 
-from .worddiff import ADDED, REMOVED, trim_ops, word_diff
+from .report import rich_diff
+from .worddiff import word_diff
 
 DEFAULT_SYSTEM = "You always produce 3-sentence answers."
 DEFAULT_PROMPT = "Create a story about red panda."
@@ -286,21 +287,6 @@ def _arm_table(result: ProbeResult) -> Table:
     return grid
 
 
-def _diff_text(ops: Sequence[Sequence[str]]) -> Text:
-    """wdiff markers (readable without colour) plus red/green when colour is on."""
-    text = Text("  ")
-    for tag, words in trim_ops([list(op) for op in ops]):
-        if len(text) > 2:
-            text.append(" ")
-        if tag == REMOVED:
-            text.append(f"[-{words}-]", style="red")
-        elif tag == ADDED:
-            text.append(f"{{+{words}+}}", style="green")
-        else:
-            text.append(words)
-    return text
-
-
 def _arm_story(arm: ArmResult) -> list[Any]:
     """What the documents print for an arm: identical, or where and how two outputs part."""
     lines: list[Any] = []
@@ -329,7 +315,7 @@ def _arm_story(arm: ArmResult) -> list[Any]:
             style="bold",
         )
     )
-    lines.append(_diff_text(arm.diff["ops"]))
+    lines.append(rich_diff(arm.diff["ops"], indent="  "))
     return lines
 
 

@@ -339,14 +339,19 @@ def _fingerprints_table(summary: Mapping[str, Any]) -> Table:
     return grid
 
 
-def _diff_text(ops: Sequence[Sequence[str]]) -> Text:
-    """Removed words in red (struck through), added words in green."""
-    text = Text()
+def rich_diff(ops: Sequence[Sequence[str]], indent: str = "") -> Text:
+    """Removed words in red, added in green, both also wdiff-marked (``[-x-]``, ``{+y+}``)
+    so the diff still reads in a log without colour. Long unchanged runs are trimmed."""
+    text = Text(indent)
     for tag, words in trim_ops([list(op) for op in ops]):
-        if text:
+        if len(text) > len(indent):
             text.append(" ")
-        style = "red strike" if tag == REMOVED else "green" if tag == ADDED else ""
-        text.append(words, style=style)
+        if tag == REMOVED:
+            text.append(f"[-{words}-]", style="red")
+        elif tag == ADDED:
+            text.append(f"{{+{words}+}}", style="green")
+        else:
+            text.append(words)
     return text
 
 
@@ -367,7 +372,7 @@ def _worst_renderables(entries: Sequence[Mapping[str, Any]], worst: int) -> list
         parts.append(header)
         ops = _ops(entry)
         if ops:
-            parts.append(_diff_text(ops))
+            parts.append(rich_diff(ops))
         for line in _choice_lines(entry):
             parts.append(Text("  " + line, style="dim"))
     return parts

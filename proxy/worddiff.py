@@ -92,6 +92,8 @@ def trim_ops(ops: list[list[str]], context: int = 6) -> list[list[str]]:
     The first and last segments keep only their inner side; a middle one keeps both
     ends with an ellipsis between.
     """
+    if len(ops) < 2:
+        return [list(op) for op in ops]
     trimmed: list[list[str]] = []
     last = len(ops) - 1
     for position, (tag, text) in enumerate(ops):

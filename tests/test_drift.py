@@ -32,7 +32,7 @@ from seedtape.drift import (
     parse_ignore_path,
     remove_path,
 )
-from seedtape.worddiff import sides, word_diff
+from seedtape.worddiff import sides, trim_ops, word_diff
 
 # --------------------------------------------------------------------------- classes
 
@@ -436,6 +436,17 @@ def test_word_diff_matches_seed_notebook_words() -> None:
         assert word in changed
     assert word_diff(STORY_A, STORY_A).first_divergence is None
     assert word_diff("", "").similarity == 1.0
+
+
+def test_trim_ops_keeps_context_around_changes() -> None:
+    long = " ".join(f"w{i}" for i in range(30))
+    ops = [["=", long], ["-", "old"], ["+", "new"], ["=", long], ["-", "x"], ["=", long]]
+    trimmed = trim_ops(ops, context=3)
+    assert trimmed[0] == ["=", "… w27 w28 w29"]
+    assert trimmed[3] == ["=", "w0 w1 w2 … w27 w28 w29"]
+    assert trimmed[-1] == ["=", "w0 w1 w2 …"]
+    assert trimmed[1:3] == [["-", "old"], ["+", "new"]]
+    assert trim_ops([["=", long]]) == [["=", long]]
 
 
 # --------------------------------------------------------------------------- drift log

@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,7 @@ def test_table_report(entries: list[dict[str, Any]]) -> None:
     assert "7 verified requests, 6 drifted" in text
     assert "content drift, new fingerprint" in text
     assert "fp_old" in text and "fp_new" in text
-    assert "Worst drifts" in text and "guarded" in text and "Lyon" in text
+    assert "Worst drifts" in text and "[-but it was guarded by-]" in text and "Lyon" in text
     assert "exit 1" in text
     assert "\x1b[" not in text
     coloured = report.render(entries, "table", {"content"}, color=True)
@@ -274,3 +275,84 @@ def test_formats_tolerate_sparse_entries(fmt: str) -> None:
     sparse = [{"flags": ["content"]}, {"class": "identical"}, {}]
     assert report.render(sparse, fmt, {"content"})
     assert report.exit_code(sparse, {"content"}) == 1
+
+
+# --------------------------------------------------------------------------- in a browser
+
+
+def _png_pixels(data: bytes) -> tuple[int, int, list[tuple[int, int, int]]]:
+    """Decode an 8-bit RGB/RGBA, non-interlaced PNG (what Chromium screenshots are)."""
+    import struct
+    import zlib
+
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    position, chunks, header = 8, [], b""
+    while position < len(data):
+        (length,) = struct.unpack(">I", data[position : position + 4])
+        kind = data[position + 4 : position + 8]
+        body = data[position + 8 : position + 8 + length]
+        position += 12 + length
+        if kind == b"IHDR":
+            header = body
+        elif kind == b"IDAT":
+            chunks.append(body)
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", header)
+    assert depth == 8 and colour in (2, 6) and interlace == 0
+    channels = 3 if colour == 2 else 4
+    raw = zlib.decompress(b"".join(chunks))
+    stride = width * channels
+    previous = bytearray(stride)
+    pixels: list[tuple[int, int, int]] = []
+    for row in range(height):
+        start = row * (stride + 1)
+        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        for i in range(stride):
+            left = line[i - channels] if i >= channels else 0
+            up = previous[i]
+            corner = previous[i - channels] if i >= channels else 0
+            if kind == 1:
+                line[i] = (line[i] + left) & 255
+            elif kind == 2:
+                line[i] = (line[i] + up) & 255
+            elif kind == 3:
+                line[i] = (line[i] + (left + up) // 2) & 255
+            elif kind == 4:
+                estimate = left + up - corner
+                pa, pb, pc = abs(estimate - left), abs(estimate - up), abs(estimate - corner)
+                line[i] = (line[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else corner)) & 255
+        pixels.extend(tuple(line[i : i + 3]) for i in range(0, stride, channels))  # type: ignore[misc]
+        previous = line
+    return width, height, pixels
+
+
+def _chromium() -> str | None:
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_chromium() is None, reason="needs Debian's chromium (installed by .ci/run)")
+def test_html_report_renders_in_headless_chromium(entries: list[dict[str, Any]], tmp_path: Path) -> None:
+    """The page, opened offline in a real browser, shows the chart and highlighted diffs."""
+    page = tmp_path / "report.html"
+    page.write_text(report.render(entries, "html", {"content"}), encoding="utf-8")
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--force-color-profile=srgb",
+         f"--screenshot={shot}", "--window-size=1280,2400", page.as_uri()],
+        capture_output=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert shot.exists(), "chromium wrote no screenshot"
+    _, _, pixels = _png_pixels(shot.read_bytes())
+    counts = Counter(pixels)
+
+    def near(colour: str, tolerance: int = 4) -> int:
+        target = tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+        close = (rgb for rgb in counts if all(abs(a - b) <= tolerance for a, b in zip(rgb, target, strict=True)))
+        return sum(counts[rgb] for rgb in close)
+
+    assert near(report.CLASS_COLOURS["content-same-fingerprint"]) > 500  # a chart bar
+    assert near(report.CLASS_COLOURS["identical"]) > 200
+    assert near("#ffd7d5") > 500  # removed words highlighted
+    assert near("#ccffd8") > 500  # added words highlighted
