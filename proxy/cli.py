@@ -51,6 +51,8 @@ def main() -> None:
 @click.option("--update", is_flag=True, help="verify: re-record drifted episodes.")
 @click.option("--ignore-path", "ignore_paths", multiple=True, help="verify: JSON path ignored when comparing (repeatable).")
 @click.option("--partition-by-credential", is_flag=True, envvar=_env("PARTITION_BY_CREDENTIAL"))
+@click.option("--max-age", "max_age_days", type=float, default=None, envvar=_env("MAX_AGE"), help="Days after which an episode is expired.")
+@click.option("--on-expired", type=click.Choice(["warn", "fail", "rerecord"]), default="warn", envvar=_env("ON_EXPIRED"), show_default=True)
 @click.option("--log-level", default="info", envvar=_env("LOG_LEVEL"), show_default=True)
 def serve(host: str, port: int, workers: int, upstream: str | None, log_level: str, **options: object) -> None:
     """Run the proxy."""
@@ -123,6 +125,63 @@ def import_vcr(paths: tuple[Path, ...], cassettes_dir: Path, cassette: str | Non
         raise click.BadParameter(str(exc), param_hint="--cassette") from exc
     click.echo(report.summary())
     sys.exit(0 if report.ok else 1)
+
+
+@main.command()
+@click.option("--log", "log_path", type=click.Path(path_type=Path), default=None,
+              help="Drift log to read (default: <cache-dir>/drift.jsonl).")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path(".seedtape-cache"), envvar=_env("CACHE_DIR"), show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "junit", "html"]), default="table", show_default=True)
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=None, help="Write the report to this file.")
+@click.option("--fail-on", multiple=True, help="content, fingerprint, model, unrecorded or any (repeatable or comma list): exit 1 when matched.")
+@click.option("--worst", type=int, default=10, show_default=True, help="table: how many of the worst drifts to show.")
+def report(log_path: Path | None, cache_dir: Path, fmt: str, output: Path | None, fail_on: tuple[str, ...], worst: int) -> None:
+    """Render the drift log of verify runs: terminal table, JSON, JUnit XML or HTML."""
+    from . import drift_log
+    from .report import exit_code, parse_fail_on, render
+
+    try:
+        rules = parse_fail_on(fail_on)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--fail-on") from exc
+    path = log_path or cache_dir / "drift.jsonl"
+    entries = drift_log.read(path)
+    if not entries:
+        click.echo(f"no verified requests in {path} (run the proxy with --mode verify first)", err=True)
+    color = output is None and fmt == "table" and sys.stdout.isatty()
+    text = render(entries, fmt, rules, color=color, worst=worst)
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {fmt} report of {len(entries)} verified request(s) to {output}", err=True)
+    else:
+        click.echo(text)
+    sys.exit(exit_code(entries, rules))
+
+
+@main.command()
+@click.option("--upstream", default=None, envvar=_env("UPSTREAM"),
+              help="Service (or a seedtape proxy) to probe; 'sim' for the built-in simulator. Default: $AZURE_OPENAI_ENDPOINT, else OpenAI.")
+@click.option("--api", type=click.Choice(["azure", "openai"]), default=None, help="Default: azure unless the upstream is the OpenAI API.")
+@click.option("--model", default="gpt-4", show_default=True, help="Model, or Azure deployment name.")
+@click.option("--api-version", default="2024-02-01", show_default=True)
+@click.option("-n", "--runs", "n", type=int, default=4, show_default=True, help="Requests per arm (without and with seed).")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--temperature", type=float, default=0.7, show_default=True)
+@click.option("--max-tokens", type=int, default=None, help="Longer answers drift more: try 50 and 500.")
+@click.option("--system", default=None, help="System message (default: the notebook's 3-sentence rule).")
+@click.option("--prompt", default=None, help="User message (default: the red panda story).")
+@click.option("--sim-seed-drift", type=float, default=0.0, show_default=True, help="sim only: chance a seeded answer still differs.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def probe(upstream: str | None, api: str | None, model: str, api_version: str, n: int, seed: int, temperature: float,
+          max_tokens: int | None, system: str | None, prompt: str | None, sim_seed_drift: float, as_json: bool) -> None:
+    """The seed experiment: N requests without and N with a seed; how reproducible is it?"""
+    from .probe_command import run_probe_command
+
+    text = run_probe_command(
+        upstream=upstream or default_upstream(), api=api, model=model, api_version=api_version, n=n, seed=seed,
+        temperature=temperature, max_tokens=max_tokens, system=system, prompt=prompt, sim_seed_drift=sim_seed_drift, as_json=as_json,
+    )
+    click.echo(text)
 
 
 @main.command()

@@ -43,12 +43,17 @@ class Settings:
     update: bool = False
     ignore_paths: tuple[str, ...] = ()
     partition_by_credential: bool = False
+    # Staleness: episodes older than this many days are expired (None: never).
+    max_age_days: float | None = None
+    on_expired: str = "warn"  # warn | fail | rerecord
     workers: int = 1
     session: str = ""  # this run's session id; set at start-up, shared by workers
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; expected one of {', '.join(MODES)}")
+        if self.on_expired not in ("warn", "fail", "rerecord"):
+            raise ValueError(f"unknown on_expired {self.on_expired!r}; expected warn, fail or rerecord")
         if self.repeats not in ("auto", "cache", "sequence"):
             raise ValueError(f"unknown repeats {self.repeats!r}; expected auto, cache or sequence")
         object.__setattr__(self, "cassettes_dir", Path(self.cassettes_dir))

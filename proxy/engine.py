@@ -7,6 +7,8 @@ Modes are written against this object; it offers the few operations they combine
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,8 @@ from .recorder import forward
 from .replayer import episode_response, seedtape_headers
 from .store import CassetteStore
 from .upstream import Upstream
+
+log = logging.getLogger("seedtape")
 
 
 class Engine:
@@ -62,6 +66,32 @@ class Engine:
         self.coordinator.incr("hits")
         headers = seedtape_headers(exchange.mode, cache, exchange.key, episode.number)
         return episode_response(episode, headers, self.settings.pace)
+
+    async def serve_recorded(self, exchange: Exchange, prepared: Prepared) -> Response:
+        """Serve the occurrence's episode, unless ``--max-age`` says it is too old."""
+        episode = pick(prepared, exchange.occurrence)
+        max_age = self.settings.max_age_days
+        if max_age is None or not episode.recorded_epoch:
+            return self.serve(exchange, episode)
+        age_days = (time.time() - episode.recorded_epoch) / 86400
+        if age_days <= max_age:
+            return self.serve(exchange, episode)
+        policy = self.settings.on_expired
+        if policy == "warn":
+            log.warning("seedtape: episode %d of %s in %s is %.1f days old (max %s)", episode.number, exchange.key[:16], exchange.cassette, age_days, max_age)
+            response = self.serve(exchange, episode)
+            response.headers["x-seedtape-expired"] = f"{age_days:.1f}"
+            return response
+        if policy == "rerecord" and exchange.mode != "replay":
+            exchange.occurrence = episode.number
+            return await self.record(exchange)
+        raise ProxyError(
+            410,
+            f"recording {exchange.key[:16]} episode {episode.number} in cassette {exchange.cassette!r} is {age_days:.1f} days old, "
+            f"over --max-age {max_age}" + ("; re-record it with --mode auto or record" if policy == "rerecord" else ""),
+            "seedtape_recording_expired",
+            "recording_expired",
+        )
 
     async def record(self, exchange: Exchange) -> Response:
         """Forward upstream and save the answer as the exchange's occurrence."""

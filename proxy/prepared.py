@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from .cassette import Recording
@@ -24,6 +25,7 @@ class PreparedEpisode:
     headers: tuple[tuple[str, str], ...]
     body: bytes | None
     events: tuple[tuple[int, bytes], ...] | None
+    recorded_epoch: float = 0.0  # for --max-age; 0 when the episode has no recorded_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,14 +38,25 @@ def encode_json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+def recorded_epoch(episode: dict[str, Any]) -> float:
+    value = episode.get("recorded_at")
+    if not isinstance(value, str):
+        return 0.0
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
 def prepare_episode(number: int, episode: dict[str, Any]) -> PreparedEpisode:
     headers = dict(episode.get("headers") or {})
+    epoch = recorded_epoch(episode)
     if is_stream(episode):
         headers.setdefault("content-type", "text/event-stream; charset=utf-8")
         events = tuple((int(e.get("ms", 0)), encode_event(e.get("data"), e.get("event"))) for e in episode["events"])
-        return PreparedEpisode(number, episode["status"], tuple(headers.items()), None, events)
+        return PreparedEpisode(number, episode["status"], tuple(headers.items()), None, events, epoch)
     headers.setdefault("content-type", "application/json")
-    return PreparedEpisode(number, episode["status"], tuple(headers.items()), encode_json(episode.get("body")), None)
+    return PreparedEpisode(number, episode["status"], tuple(headers.items()), encode_json(episode.get("body")), None, epoch)
 
 
 def prepare(recording: Recording) -> Prepared:

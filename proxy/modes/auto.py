@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from ..engine import Engine, pick
+from ..engine import Engine
 from ..exchange import Exchange
 
 
@@ -20,7 +20,7 @@ class Auto:
         prepared = engine.load(exchange)
         if prepared is not None and prepared.episodes:
             if exchange.occurrence <= len(prepared.episodes) or engine.wants_cache(exchange):
-                return engine.serve(exchange, pick(prepared, exchange.occurrence))
+                return await engine.serve_recorded(exchange, prepared)
         engine.coordinator.incr("misses")
         if engine.wants_cache(exchange):
             return await engine.record_once(exchange)

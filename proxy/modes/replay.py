@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from ..engine import Engine, pick
+from ..engine import Engine
 from ..errors import ProxyError
 from ..exchange import Exchange
 from ..miss import cassette_miss
@@ -25,4 +25,4 @@ class Replay:
                 f"{exchange.cassette!r}; this is occurrence {exchange.occurrence}",
                 "seedtape_episodes_exhausted",
             )
-        return engine.serve(exchange, pick(prepared, exchange.occurrence))
+        return await engine.serve_recorded(exchange, prepared)
