@@ -1,7 +1,8 @@
 """Running an ASGI app under a real uvicorn server in a background thread.
 
-Used by ``seedtape demo``, the benchmarks and the tests: a real socket on 127.0.0.1,
-a free port picked by the OS, and a clean shutdown.
+Used by ``seedtape demo``, ``seedtape probe --upstream sim``, the benchmarks and the
+tests: a real socket on 127.0.0.1, bound before the server starts (so no other
+process can take the port in between), and a clean shutdown.
 """
 
 from __future__ import annotations
@@ -16,23 +17,29 @@ from typing import Any
 import uvicorn
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+class _ThreadServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the main thread's owner."""
+
+    def install_signal_handlers(self) -> None:  # older uvicorn; newer ones skip this off the main thread
+        pass
 
 
 @contextmanager
-def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int | None = None, **options: Any) -> Iterator[str]:
+def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0, **options: Any) -> Iterator[str]:
     """Serve ``app`` until the block ends; yields its base URL (``http://host:port``)."""
-    port = port or free_port(host)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", **options)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    port = sock.getsockname()[1]
+    options.setdefault("log_level", "warning")
+    options.setdefault("timeout_graceful_shutdown", 2)
+    server = _ThreadServer(uvicorn.Config(app, lifespan="on", **options))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
             raise RuntimeError(f"uvicorn did not start on {host}:{port}")
         time.sleep(0.01)
     try:
@@ -40,3 +47,4 @@ def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int | None = None, 
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        sock.close()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+import logging
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,18 @@ def proxy_factory(tmp_path: Path, sim_url: str) -> Iterator[Callable[..., Runnin
 @pytest.fixture
 def proxy(proxy_factory: Callable[..., RunningProxy]) -> RunningProxy:
     return proxy_factory(mode="auto")
+
+
+@contextmanager
+def quiet_logger(name: str = "uvicorn.error") -> Iterator[None]:
+    """Silence a logger for a block (e.g. uvicorn's traceback for a deliberate reset)."""
+    logger = logging.getLogger(name)
+    previous = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = previous
 
 
 def scan_for_secrets(root: Path, secrets: tuple[str, ...] = SECRETS) -> list[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from _drift_episodes import (
+from ._drift_episodes import (
     STORY_A,
     STORY_B,
     STORY_FIRST_DIVERGENCE,

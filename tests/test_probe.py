@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from _drift_episodes import STORY_A, STORY_B
+from ._drift_episodes import STORY_A, STORY_B
 from seedtape.probe import (
     DEFAULT_PROMPT,
     DEFAULT_SYSTEM,

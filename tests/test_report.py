@@ -14,7 +14,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from _drift_episodes import STORY_A, STORY_B, chat_episode, context, pieces_of, stream_episode, tool_call
+from ._drift_episodes import STORY_A, STORY_B, chat_episode, context, pieces_of, stream_episode, tool_call
 from seedtape import drift_log, report
 from seedtape.drift import CLASSES, compare
 
