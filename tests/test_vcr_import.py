@@ -123,6 +123,10 @@ class Imported:
         (found,) = [e for e in self.report.imported if e.source == source]
         return found
 
+    def read(self, source: str) -> Recording:
+        entry = self.entry(source)
+        return read_recording(self.cassettes / entry.cassette / file_name(entry.key))
+
     def episode(self, source: str) -> dict[str, Any]:
         entry = self.entry(source)
         recording = read_recording(self.cassettes / entry.cassette / file_name(entry.key))
