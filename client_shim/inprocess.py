@@ -17,7 +17,7 @@ import httpx
 import openai
 
 from seedtape.app import create_app
-from seedtape.config import Settings, default_upstream
+from seedtape.config import SIM_UPSTREAM, Settings, default_upstream
 from seedtape.engine import Engine
 
 from ._asgi import ASGIApp, LoopThread
@@ -79,8 +79,14 @@ class InProcessProxy:
     def cassettes_dir(self) -> Path:
         return self.settings.cassettes_dir
 
-    def _new_app(self) -> ASGIApp:
-        app = create_app(self.settings, upstream_transport=self.upstream_transport)
+    def _new_app(self, loop_bound: bool = False) -> ASGIApp:
+        transport = self.upstream_transport
+        if transport is None and loop_bound and self.settings.upstream != SIM_UPSTREAM:
+            # An async client's app runs on the caller's event loop, which is often gone
+            # (a test's loop) before anyone could close pooled upstream connections:
+            # with no keep-alive, none are left behind.
+            transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))
+        app = create_app(self.settings, upstream_transport=transport)
         engine: Engine = app.state.engine
         engine.coordinator = self._coordinator
         app.add_middleware(MissRecorder, sink=self.misses)
@@ -92,7 +98,7 @@ class InProcessProxy:
 
         It shares this proxy's session, counters, used-recordings and misses.
         """
-        return self._new_app()
+        return self._new_app(loop_bound=True)
 
     def used(self) -> set[tuple[str, str]]:
         """(cassette, key) of every recording served or written through this proxy."""
@@ -149,7 +155,7 @@ class InProcessProxy:
 
     def async_http_client(self) -> Any:
         """An async client over the library's own ``ASGITransport``, with an app of its own."""
-        app = self._new_app()
+        app = self._new_app(loop_bound=True)
         if self.http == "httpx2":
             import httpx2
 
