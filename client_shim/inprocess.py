@@ -79,6 +79,11 @@ class InProcessProxy:
     def cassettes_dir(self) -> Path:
         return self.settings.cassettes_dir
 
+    # For libraries that take a base URL and an HTTP client of their own (LangChain's
+    # ChatOpenAI(base_url=..., http_client=...), pydantic-ai's providers, ...).
+    base_url = IN_PROCESS_URL + "/v1"
+    azure_endpoint = IN_PROCESS_URL
+
     def _new_app(self, loop_bound: bool = False) -> ASGIApp:
         transport = self.upstream_transport
         if transport is None and loop_bound and self.settings.upstream != SIM_UPSTREAM:

@@ -334,3 +334,26 @@ def test_seedtape_env_with_a_third_party_client_on_a_real_proxy(tmp_path: Path) 
     assert again[2].model_dump() == answers[2].model_dump()
     assert len(fake.calls) == 3  # the replay did not reach upstream
     assert replaying.state.engine.coordinator.stats()["hits"] == 3
+
+
+def test_third_party_client_on_the_in_process_proxy(tmp_path: Path, no_network: list[str]) -> None:
+    """Libraries that take a base URL and an HTTP client use the in-process proxy with no port at all."""
+    from pydantic_ai import Agent
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    def ask(proxy: InProcessProxy) -> str:
+        async def run() -> str:
+            provider = OpenAIProvider(base_url=proxy.base_url, api_key="sk-test", http_client=proxy.async_http_client())
+            result = await Agent(OpenAIChatModel(MODEL, provider=provider)).run("Create a story about red panda.")
+            return str(result.output)
+
+        return asyncio.run(run())
+
+    fake = FakeUpstream()
+    folders = {"cassettes_dir": tmp_path / "c", "cache_dir": tmp_path / "k"}
+    with InProcessProxy(mode="auto", upstream_transport=httpx.ASGITransport(fake.app), **folders) as proxy:
+        recorded = ask(proxy)
+    with InProcessProxy(**folders) as proxy:
+        assert ask(proxy) == recorded
+    assert len(fake.calls) == 1 and no_network == []
