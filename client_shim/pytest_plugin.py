@@ -197,15 +197,25 @@ def seedtape_proxy(
         proxy.close()
 
 
-def _headers(proxy: InProcessProxy) -> dict[str, Any]:
+def _client_options(proxy: InProcessProxy, key_variable: str) -> dict[str, Any]:
+    """Headers naming the test's cassette, mode and session, and the caller's real key.
+
+    The key matters only when a request goes upstream (recording): the proxy forwards
+    it and never writes it down. In replay any key will do, so a missing one is fine.
+    """
+    from .clients import DUMMY_KEY
+
     settings = proxy.settings
-    return {"cassette": settings.cassette, "mode": settings.mode, "session": settings.session}
+    return {
+        "cassette": settings.cassette, "mode": settings.mode, "session": settings.session,
+        "api_key": os.environ.get(key_variable) or DUMMY_KEY,
+    }
 
 
 @pytest.fixture
 def seedtape_client(seedtape_proxy: InProcessProxy) -> Iterator[openai.OpenAI]:
     """A sync ``openai.OpenAI`` answered by this test's in-process proxy."""
-    client = seedtape_proxy.openai(**_headers(seedtape_proxy))
+    client = seedtape_proxy.openai(**_client_options(seedtape_proxy, "OPENAI_API_KEY"))
     with client:
         yield client
 
@@ -213,13 +223,13 @@ def seedtape_client(seedtape_proxy: InProcessProxy) -> Iterator[openai.OpenAI]:
 @pytest.fixture
 def seedtape_async_client(seedtape_proxy: InProcessProxy) -> openai.AsyncOpenAI:
     """An ``openai.AsyncOpenAI`` answered by this test's in-process proxy (no socket to close)."""
-    return seedtape_proxy.async_openai(**_headers(seedtape_proxy))
+    return seedtape_proxy.async_openai(**_client_options(seedtape_proxy, "OPENAI_API_KEY"))
 
 
 @pytest.fixture
 def seedtape_azure_client(seedtape_proxy: InProcessProxy) -> Iterator[openai.AzureOpenAI]:
     """A sync ``openai.AzureOpenAI`` answered by this test's in-process proxy."""
-    client = seedtape_proxy.azure(**_headers(seedtape_proxy))
+    client = seedtape_proxy.azure(**_client_options(seedtape_proxy, "AZURE_OPENAI_API_KEY"))
     with client:
         yield client
 
@@ -227,7 +237,7 @@ def seedtape_azure_client(seedtape_proxy: InProcessProxy) -> Iterator[openai.Azu
 @pytest.fixture
 def seedtape_async_azure_client(seedtape_proxy: InProcessProxy) -> openai.AsyncAzureOpenAI:
     """An ``openai.AsyncAzureOpenAI`` answered by this test's in-process proxy."""
-    return seedtape_proxy.async_azure(**_headers(seedtape_proxy))
+    return seedtape_proxy.async_azure(**_client_options(seedtape_proxy, "AZURE_OPENAI_API_KEY"))
 
 
 @pytest.fixture

@@ -133,13 +133,24 @@ def recorded_project(project: Project) -> Project:
 
 
 # Record once, replay in CI -----------------------------------------------------------------
+OPENAI_SECRET = "sk-seedtape-plugin-SECRET-0123456789"
+AZURE_SECRET = "azkey-seedtape-plugin-SECRET-0123456789"
+
+
 def test_record_locally_then_replay_in_ci(project: Project) -> None:
+    project.monkeypatch.setenv("OPENAI_API_KEY", OPENAI_SECRET)
+    project.monkeypatch.setenv("AZURE_OPENAI_API_KEY", AZURE_SECRET)
     project.write()
     first = project.run()
     first.assert_outcomes(passed=7)
     first.stdout.fnmatch_lines(["*MODE=auto*"])
     calls = len(project.fake.calls)
     assert calls == 8  # the unseeded prompt twice: two episodes
+    # Recording forwards the caller's real keys upstream, and writes them nowhere.
+    sent = {(c["path"].startswith("/openai/"), c["headers"].get("authorization") or c["headers"].get("api-key")) for c in project.fake.calls}
+    assert sent == {(False, f"Bearer {OPENAI_SECRET}"), (True, AZURE_SECRET)}
+    written = [p for p in project.pytester.path.rglob("*") if p.is_file() and not p.name.endswith(".py")]
+    assert written and not [p for p in written if OPENAI_SECRET.encode() in p.read_bytes() or AZURE_SECRET.encode() in p.read_bytes()]
     folders = {f.rsplit("/", 1)[0] for f in project.files()}
     assert folders == {
         "test_story/test_seeded", "test_story/test_same_prompt_twice_gives_two_stories", "test_story/test_azure",
@@ -147,6 +158,8 @@ def test_record_locally_then_replay_in_ci(project: Project) -> None:
         "test_story/test_parametrized[red_panda_cub]", "test_story/test_parametrized[fox]",
     }
 
+    project.monkeypatch.delenv("OPENAI_API_KEY")  # CI has no credentials
+    project.monkeypatch.delenv("AZURE_OPENAI_API_KEY")
     replay = project.run(ci=True)
     replay.assert_outcomes(passed=7)
     replay.stdout.fnmatch_lines(["*MODE=replay*", "*CASSETTE=test_story/test_parametrized[[]red_panda_cub[]]*"])
