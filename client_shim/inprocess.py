@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import openai
+from openai import AsyncAzureOpenAI, AsyncOpenAI, AzureOpenAI, OpenAI
 
 from seedtape.app import create_app
 from seedtape.config import SIM_UPSTREAM, Settings, default_upstream
@@ -134,13 +135,13 @@ class InProcessProxy:
                 await engine.upstream.aclose()
         self.close()
 
-    def __enter__(self) -> InProcessProxy:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    async def __aenter__(self) -> InProcessProxy:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -168,18 +169,18 @@ class InProcessProxy:
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=IN_PROCESS_URL)
 
     # openai clients ---------------------------------------------------------
-    def openai(self, *, cassette: str | None = None, mode: str | None = None, session: str | None = None, **kwargs: Any) -> openai.OpenAI:
+    def openai(self, *, cassette: str | None = None, mode: str | None = None, session: str | None = None, **kwargs: Any) -> OpenAI:
         kwargs = _merge_headers(kwargs, cassette, mode, session)
         return openai.OpenAI(base_url=IN_PROCESS_URL + "/v1", api_key=kwargs.pop("api_key", DUMMY_KEY), http_client=self.http_client(), **kwargs)
 
-    def async_openai(self, *, cassette: str | None = None, mode: str | None = None, session: str | None = None, **kwargs: Any) -> openai.AsyncOpenAI:
+    def async_openai(self, *, cassette: str | None = None, mode: str | None = None, session: str | None = None, **kwargs: Any) -> AsyncOpenAI:
         kwargs = _merge_headers(kwargs, cassette, mode, session)
         return openai.AsyncOpenAI(
             base_url=IN_PROCESS_URL + "/v1", api_key=kwargs.pop("api_key", DUMMY_KEY), http_client=self.async_http_client(), **kwargs
         )
 
     def azure(self, *, api_version: str = DEFAULT_API_VERSION, cassette: str | None = None, mode: str | None = None,
-              session: str | None = None, **kwargs: Any) -> openai.AzureOpenAI:
+              session: str | None = None, **kwargs: Any) -> AzureOpenAI:
         kwargs = _merge_headers(kwargs, cassette, mode, session)
         return openai.AzureOpenAI(
             azure_endpoint=IN_PROCESS_URL, api_version=api_version, api_key=kwargs.pop("api_key", DUMMY_KEY),
@@ -187,7 +188,7 @@ class InProcessProxy:
         )
 
     def async_azure(self, *, api_version: str = DEFAULT_API_VERSION, cassette: str | None = None, mode: str | None = None,
-                    session: str | None = None, **kwargs: Any) -> openai.AsyncAzureOpenAI:
+                    session: str | None = None, **kwargs: Any) -> AsyncAzureOpenAI:
         kwargs = _merge_headers(kwargs, cassette, mode, session)
         return openai.AsyncAzureOpenAI(
             azure_endpoint=IN_PROCESS_URL, api_version=api_version, api_key=kwargs.pop("api_key", DUMMY_KEY),

@@ -13,7 +13,7 @@ the plugin is loaded into every pytest run of an environment that has seedtape.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -248,8 +248,8 @@ def seedtape_app(seedtape_proxy: InProcessProxy) -> Any:
 
 # Replay misses fail the test with the proxy's message -----------------------------
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    report: pytest.TestReport = yield
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
     proxy = item.stash.get(PROXY, None)
     if proxy is not None:
         seen = item.stash.get(MISSES_SEEN, 0)
@@ -263,7 +263,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         cassette = _cassette_or_none(item, state)
         if cassette:
             state.tracker.protect(cassette)
-    return report  # type: ignore[return-value]
+    return report
 
 
 # Unused recordings -----------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -232,8 +231,10 @@ def test_replay_miss_fails_with_closest_recording_and_differing_fields(project: 
     result = project.run(ci=True)
     result.assert_outcomes(passed=6, failed=1)
     result.stdout.fnmatch_lines([
-        "*seedtape replay miss: no recording for this request in cassette 'test_story/test_seeded'. "
-        "Closest recorded request: key * (model gpt-4o-mini); differs in: seed: 7 != 42",
+        (
+            "*seedtape replay miss: no recording for this request in cassette 'test_story/test_seeded'. "
+            "Closest recorded request: key * (model gpt-4o-mini); differs in: seed: 7 != 42"
+        ),
         "*called from test_story.py:* (in ask)",
         "*To record it: run this test once with --seedtape-mode auto*",
     ])
