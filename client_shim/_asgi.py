@@ -11,23 +11,30 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from contextlib import ExitStack
 from typing import Any
+from urllib.parse import unquote
 
 import anyio.from_thread
 
 ASGIApp = Any
 Message = MutableMapping[str, Any]
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 async def call_asgi(
     app: ASGIApp, method: str, scheme: str, host: str, port: int | None, raw_path: bytes, query: bytes,
     headers: list[tuple[bytes, bytes]], body: bytes,
 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """One complete HTTP exchange with an ASGI app: status, headers, whole body."""
+    """One complete HTTP exchange with an ASGI app: status, headers, whole body.
+
+    ``raw_path`` is the percent-encoded path without the query; the scope's ``path``
+    is its decoded form, as a server would pass it (an Azure deployment name with a
+    space must reach the router as a space).
+    """
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
         "headers": [(k.lower(), v) for k, v in headers], "scheme": scheme,
-        "path": raw_path.decode("latin-1"), "raw_path": raw_path, "query_string": query,
-        "server": (host, port), "client": ("127.0.0.1", 123), "root_path": "",
+        "path": unquote(raw_path.decode("latin-1")), "raw_path": raw_path, "query_string": query,
+        "server": (host, port or DEFAULT_PORTS.get(scheme, 80)), "client": ("127.0.0.1", 123), "root_path": "",
     }
     sent_body = False
     done = anyio.Event()

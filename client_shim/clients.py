@@ -61,6 +61,16 @@ def async_azure_client(
 
 
 def http_stack(client: Any) -> str:
-    """Which HTTP package a client sends through: ``"httpx2"`` or ``"httpx"``."""
+    """Which HTTP package a client sends through: ``"httpx2"`` or ``"httpx"``.
+
+    Takes an ``openai`` client or an HTTP client. The SDK's default HTTP client is a
+    subclass defined in ``openai._base_client``, so the answer comes from the first
+    class in the MRO that belongs to one of the two packages, not from the type's
+    own module.
+    """
     inner = getattr(client, "_client", client)
-    return type(inner).__module__.split(".")[0]
+    for cls in type(inner).__mro__:
+        package = cls.__module__.split(".")[0]
+        if package in ("httpx2", "httpx"):
+            return package
+    raise TypeError(f"{type(inner).__qualname__} is neither an httpx2 nor an httpx client")

@@ -193,5 +193,34 @@ def demo(keep: Path | None) -> None:
     run_demo(keep)
 
 
+@main.command()
+@click.option("--unused", is_flag=True, help="Remove the recordings the last --seedtape-report-unused run listed.")
+@click.option("--report", "report_path", type=click.Path(path_type=Path), default=Path(".seedtape-cache") / "unused.json",
+              show_default=True, help="The unused-recordings report written by the pytest plugin.")
+@cassettes_option
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+@click.pass_context
+def prune(ctx: click.Context, unused: bool, report_path: Path, cassettes_dir: Path, dry_run: bool) -> None:
+    """Remove unused recordings (what `pytest --seedtape-report-unused` listed)."""
+    from .prune import prune_unused, read_report
+
+    if not unused:
+        raise click.UsageError("say what to prune: --unused")
+    try:
+        report = read_report(report_path)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if ctx.get_parameter_source("cassettes_dir") in (None, click.core.ParameterSource.DEFAULT):
+        cassettes_dir = Path(report.get("cassettes_dir") or cassettes_dir)
+    result = prune_unused(cassettes_dir, report_path, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for path in result.removed:
+        click.echo(f"{verb} {path}")
+    for label in result.changed:
+        click.echo(f"kept {label}: it no longer holds the listed key", err=True)
+    click.echo(f"{verb} {len(result.removed)} unused recording(s) from {cassettes_dir}"
+               + (f"; {len(result.missing)} listed were already gone" if result.missing else ""))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -46,6 +46,10 @@ class Engine:
         self.coordinator: Coordinator = coordinator or LocalCoordinator()
         self.upstream = Upstream(settings.upstream, settings.upstream_timeout, upstream_transport)
         self.keep_headers = frozenset(h.lower() for h in settings.keep_headers)
+        # (cassette, key) of every recording this engine served or wrote: what the
+        # pytest plugin's unused-recordings report subtracts from the cassette folder.
+        # A set add per request, nothing more on the hot path.
+        self.used: set[tuple[str, str]] = set()
 
     async def aclose(self) -> None:
         await self.upstream.aclose()
@@ -64,6 +68,7 @@ class Engine:
 
     def serve(self, exchange: Exchange, episode: PreparedEpisode, cache: str = "hit") -> Response:
         self.coordinator.incr("hits")
+        self.used.add((exchange.cassette, exchange.key))
         headers = seedtape_headers(exchange.mode, cache, exchange.key, episode.number)
         return episode_response(episode, headers, self.settings.pace)
 
@@ -114,6 +119,7 @@ class Engine:
                 self.store.save_episode, exchange.cassette, exchange.key, exchange.stored_request(), exchange.occurrence, episode
             )
         self.coordinator.incr("recorded")
+        self.used.add((exchange.cassette, exchange.key))
         return number
 
     @property
