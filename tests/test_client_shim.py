@@ -34,7 +34,7 @@ from client_shim import (
 from seedtape.app import create_app
 from seedtape.config import Settings
 
-from ._uvicorn import serve_in_thread
+from seedtape.serving import serve_in_thread
 from .fake_upstream import FakeUpstream
 
 PANDA = [

@@ -22,7 +22,7 @@ from client_shim.naming import MAX_SEGMENT, default_cassette, sanitize_segment, 
 from client_shim.pytest_plugin import ci_default_mode
 from seedtape.cli import main as seedtape_cli
 
-from ._uvicorn import serve_in_thread
+from seedtape.serving import serve_in_thread
 from .fake_upstream import FakeUpstream
 
 pytest_plugins = ["pytester"]
