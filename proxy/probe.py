@@ -17,7 +17,6 @@ cassette (a cached answer would make the seeded arm look perfect).
 
 from __future__ import annotations
 
-import io
 import json as jsonlib
 import time
 from collections import Counter
@@ -34,6 +33,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .report import rich_diff
+from .terminal import render_text
 from .worddiff import word_diff
 
 DEFAULT_SYSTEM = "You always produce 3-sentence answers."
@@ -371,15 +371,4 @@ def render_probe(result: ProbeResult, json: bool = False, *, color: bool = False
             )
         )
     parts.append(Text(verdict(result), style="bold"))
-    buffer = io.StringIO()
-    console = Console(
-        file=buffer,
-        width=width,
-        force_terminal=color,
-        color_system="standard" if color else None,
-        no_color=not color,
-        highlight=False,
-        emoji=False,
-    )
-    console.print(Group(*parts))
-    return buffer.getvalue()
+    return render_text(Group(*parts), width, color)

@@ -15,7 +15,6 @@ fails when one rule matches; :func:`exit_code` is 1 when any request fails.
 from __future__ import annotations
 
 import html
-import io
 import json
 import re
 import socket
@@ -25,11 +24,12 @@ from datetime import UTC, datetime
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from rich.console import Console, Group
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from .drift import CLASSES, FLAG_ORDER, classify
+from .terminal import render_text
 from .worddiff import ADDED, EQUAL, REMOVED, trim_ops
 
 FORMATS = ("table", "json", "junit", "html")
@@ -396,18 +396,7 @@ def render_table(
     worst: int = DEFAULT_WORST,
 ) -> str:
     """The terminal report as a string; ANSI colours only when ``color`` is asked for."""
-    buffer = io.StringIO()
-    console = Console(
-        file=buffer,
-        width=width,
-        force_terminal=color,
-        color_system="standard" if color else None,
-        no_color=not color,
-        highlight=False,
-        emoji=False,
-    )
-    console.print(table(entries, fail_on, worst))
-    return buffer.getvalue()
+    return render_text(table(entries, fail_on, worst), width, color)
 
 
 # --------------------------------------------------------------------------- json

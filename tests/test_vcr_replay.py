@@ -17,9 +17,17 @@ import pytest
 from seedtape.app import create_app
 from seedtape.config import Settings
 
-from .test_vcr_import import RESPONSES_FILE, Imported, _create_kwargs, _dumps, _original_bytes, _sdk_parse, corpus_sources, imported, original  # noqa: F401
+from seedtape.vcr_import import import_paths
+
+from .test_vcr_import import CORPUS, RESPONSES_FILE, Imported, _create_kwargs, _dumps, _original_bytes, _sdk_parse, corpus_sources, original
 
 BASE = "http://seedtape.test"
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory: pytest.TempPathFactory) -> Imported:
+    cassettes = tmp_path_factory.mktemp("cassettes")
+    return Imported(import_paths([CORPUS], cassettes), cassettes)
 
 
 def _client(recording: dict[str, Any], http_client: httpx.AsyncClient, session: str) -> openai.AsyncOpenAI:
