@@ -19,6 +19,15 @@ STAT_NAMES = ("requests", "hits", "misses", "recorded", "upstream_calls", "verif
 class Coordinator(Protocol):
     def next_occurrence(self, session: str, cassette: str, key: str) -> int: ...
 
+    def release_occurrence(self, session: str, cassette: str, key: str, occurrence: int) -> None:
+        """Give back an occurrence whose request failed (nothing recorded or served).
+
+        A client retrying after a 429 or a reset must get the same episode number
+        again, as if the failed attempt never happened. Only the latest occurrence can
+        be given back; an older one (others came after it) is kept.
+        """
+        ...
+
     def key_lock(self, cassette: str, key: str) -> AsyncLockContext: ...
 
     def incr(self, stat: str, amount: int = 1) -> None: ...
@@ -44,6 +53,11 @@ class LocalCoordinator:
         slot = (session, cassette, key)
         self._occurrences[slot] += 1
         return self._occurrences[slot]
+
+    def release_occurrence(self, session: str, cassette: str, key: str, occurrence: int) -> None:
+        slot = (session, cassette, key)
+        if occurrence > 0 and self._occurrences.get(slot) == occurrence:
+            self._occurrences[slot] -= 1
 
     @asynccontextmanager
     async def key_lock(self, cassette: str, key: str) -> AsyncIterator[None]:

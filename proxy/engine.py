@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +52,33 @@ class Engine:
         self.store.close()
 
     def load(self, exchange: Exchange) -> Prepared | None:
+        """The recording, or None; a file that cannot be used is an error naming it.
+
+        Any failure counts (broken JSON, a hand edit that left an episode without its
+        body, unreadable bytes): the request gets a 500 that says which file to fix,
+        marked not worth retrying, and every other key keeps being served.
+        """
         try:
             return self.store.load(exchange.cassette, exchange.key)
-        except CassetteError as exc:
-            raise ProxyError(500, f"cassette file cannot be read: {exc}", "seedtape_cassette_error") from exc
+        except Exception as exc:
+            if isinstance(exc, CassetteError):
+                detail = str(exc)
+            else:
+                detail = f"{self.store.path_for(exchange.cassette, exchange.key)}: {type(exc).__name__}: {exc}"
+            log.error("seedtape: cassette file cannot be used: %s", detail)
+            raise ProxyError(
+                500,
+                f"cassette file cannot be used: {detail}. Fix or delete the file; other recordings are not affected",
+                "seedtape_cassette_error",
+                "cassette_unreadable",
+                headers={"x-should-retry": "false"},
+            ) from exc
+
+    def give_back(self, exchange: Exchange) -> None:
+        """The request failed before anything was recorded or served: its occurrence
+        number goes back, so the client's retry gets the same episode number."""
+        if exchange.occurrence:
+            self.coordinator.release_occurrence(exchange.session, exchange.cassette, exchange.key, exchange.occurrence)
 
     def wants_cache(self, exchange: Exchange) -> bool:
         """Should an identical request past the last episode get the last one again?"""
@@ -97,11 +120,29 @@ class Engine:
         """Forward upstream and save the answer as the exchange's occurrence."""
         headers = seedtape_headers(exchange.mode, "recorded", exchange.key, exchange.occurrence)
         self.coordinator.incr("upstream_calls")
+        saved = False
 
         async def save(episode: dict[str, Any]) -> int:
-            return await self.save(exchange, episode)
+            nonlocal saved
+            number = await self.save(exchange, episode)
+            saved = True
+            return number
 
-        return await forward(self.upstream, exchange, headers, save, self.settings.record_errors, self.keep_headers)
+        response = await forward(self.upstream, exchange, headers, save, self.settings.record_errors, self.keep_headers)
+        if isinstance(response, StreamingResponse):
+            response.body_iterator = self._give_back_unless_saved(exchange, response.body_iterator, lambda: saved)
+        return response
+
+    async def _give_back_unless_saved(
+        self, exchange: Exchange, iterator: AsyncIterator[Any], saved: Callable[[], bool]
+    ) -> AsyncIterator[Any]:
+        """A stream that broke (or whose client left) before it was saved gives its occurrence back."""
+        try:
+            async for chunk in iterator:
+                yield chunk
+        finally:
+            if not saved():
+                self.give_back(exchange)
 
     async def passthrough(self, exchange: Exchange, cache: str = "bypass") -> Response:
         headers = seedtape_headers(exchange.mode, cache, exchange.key)
@@ -109,9 +150,10 @@ class Engine:
         return await forward(self.upstream, exchange, headers)
 
     async def save(self, exchange: Exchange, episode: dict[str, Any]) -> int:
+        request = exchange.stored_request()
         async with self.coordinator.key_lock(exchange.cassette, "write:" + exchange.key):
             number = await anyio.to_thread.run_sync(
-                self.store.save_episode, exchange.cassette, exchange.key, exchange.stored_request(), exchange.occurrence, episode
+                self.store.save_episode, exchange.cassette, exchange.key, request, exchange.occurrence, episode
             )
         self.coordinator.incr("recorded")
         return number
