@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from . import __version__
+from .cassette import remove_stale_temp_files
 from .config import Settings
 from .engine import Engine
 from .errors import ProxyError, error_response
@@ -86,6 +87,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        for leftover in remove_stale_temp_files(settings.cassettes_dir):
+            log.warning("seedtape: removed %s, a temporary file an earlier crash left behind", leftover)
         try:
             yield
         finally:

@@ -28,6 +28,16 @@ class Coordinator(Protocol):
         """
         ...
 
+    def claim_episode(self, session: str, cassette: str, key: str, episode: int) -> bool:
+        """True the first time this session writes episode ``episode`` of the key.
+
+        Re-recording rewrites episode n with the n-th request, but an episode this
+        session already wrote (an answer that completed out of order and was appended
+        there) is another client's answer: it must not be overwritten. Called under
+        the key's write lock.
+        """
+        ...
+
     def key_lock(self, cassette: str, key: str) -> AsyncLockContext: ...
 
     def incr(self, stat: str, amount: int = 1) -> None: ...
@@ -48,6 +58,7 @@ class LocalCoordinator:
         self._occurrences: Counter[tuple[str, str, str]] = Counter()
         self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
         self._stats: Counter[str] = Counter({name: 0 for name in STAT_NAMES})
+        self._written: set[tuple[str, str, str, int]] = set()
 
     def next_occurrence(self, session: str, cassette: str, key: str) -> int:
         slot = (session, cassette, key)
@@ -58,6 +69,13 @@ class LocalCoordinator:
         slot = (session, cassette, key)
         if occurrence > 0 and self._occurrences.get(slot) == occurrence:
             self._occurrences[slot] -= 1
+
+    def claim_episode(self, session: str, cassette: str, key: str, episode: int) -> bool:
+        slot = (session, cassette, key, episode)
+        if slot in self._written:
+            return False
+        self._written.add(slot)
+        return True
 
     @asynccontextmanager
     async def key_lock(self, cassette: str, key: str) -> AsyncIterator[None]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -32,6 +33,7 @@ from .store import CassetteStore
 from .upstream import Upstream
 
 log = logging.getLogger("seedtape")
+APPEND = sys.maxsize  # an occurrence past any end: CassetteStore.save_episode appends it
 
 
 class Engine:
@@ -151,10 +153,14 @@ class Engine:
 
     async def save(self, exchange: Exchange, episode: dict[str, Any]) -> int:
         request = exchange.stored_request()
-        async with self.coordinator.key_lock(exchange.cassette, "write:" + exchange.key):
-            number = await anyio.to_thread.run_sync(
-                self.store.save_episode, exchange.cassette, exchange.key, request, exchange.occurrence, episode
-            )
+        session, cassette, key = exchange.session, exchange.cassette, exchange.key
+        async with self.coordinator.key_lock(cassette, "write:" + key):
+            # Episode n is rewritten only if this session has not written it already
+            # (see Coordinator.claim_episode); otherwise the answer is appended.
+            target = exchange.occurrence if self.coordinator.claim_episode(session, cassette, key, exchange.occurrence) else APPEND
+            number = await anyio.to_thread.run_sync(self.store.save_episode, cassette, key, request, target, episode)
+            if number != target:
+                self.coordinator.claim_episode(session, cassette, key, number)
         self.coordinator.incr("recorded")
         return number
 
