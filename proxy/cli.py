@@ -59,9 +59,16 @@ def serve(host: str, port: int, workers: int, upstream: str | None, log_level: s
     import uvicorn
 
     from .app import SETTINGS_ENV
-
-    settings = Settings(upstream=upstream or default_upstream(), workers=workers, **options)  # type: ignore[arg-type]
+    if workers < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--workers")
+    try:
+        settings = Settings(upstream=upstream or default_upstream(), workers=workers, **options)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    # One session id for the whole run, chosen here so every worker shares it.
     settings = settings.with_(session=os.urandom(6).hex())
+    if workers > 1:
+        _prepare_shared_cache(settings)
     os.environ[SETTINGS_ENV] = settings.to_env()
     click.echo(
         f"seedtape {__version__}: {settings.mode} mode on http://{host}:{port}, upstream {settings.upstream}, "
@@ -69,6 +76,16 @@ def serve(host: str, port: int, workers: int, upstream: str | None, log_level: s
         err=True,
     )
     uvicorn.run("seedtape.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level=log_level)
+
+
+def _prepare_shared_cache(settings: Settings) -> None:
+    """Open (and, if corrupted, rebuild) the cache's databases once, in the parent,
+    so that N workers starting together do not race to repair the same directory."""
+    from .shared_coordination import DiskCoordinator
+    from .store import CassetteStore
+
+    CassetteStore(settings.cassettes_dir, settings.cache_dir).close()
+    DiskCoordinator.prepare(settings.cache_dir)
 
 
 @main.command()

@@ -11,7 +11,10 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 STAT_NAMES = ("requests", "hits", "misses", "recorded", "upstream_calls", "verified", "drifted", "errors")
 
@@ -97,3 +100,13 @@ class LocalCoordinator:
 
     def stats(self) -> dict[str, int]:
         return dict(self._stats)
+
+
+def coordinator_for(settings: Settings) -> Coordinator:
+    """One worker: in memory. Several: shared through the cache directory, under the
+    run's session id (set once by the CLI parent, so every worker has the same)."""
+    if settings.workers > 1:
+        from .shared_coordination import DiskCoordinator
+
+        return DiskCoordinator(settings.cache_dir, settings.session)
+    return LocalCoordinator()

@@ -22,7 +22,7 @@ from . import drift_log
 from .cassette import CassetteError
 from .config import Settings
 from .drift import DriftResult
-from .coordination import AsyncLockContext, Coordinator, LocalCoordinator
+from .coordination import AsyncLockContext, Coordinator, coordinator_for
 from .errors import ProxyError
 from .exchange import Exchange
 from .key import is_deterministic
@@ -45,13 +45,16 @@ class Engine:
     ) -> None:
         self.settings = settings
         self.store = CassetteStore(settings.cassettes_dir, settings.cache_dir)
-        self.coordinator: Coordinator = coordinator or LocalCoordinator()
+        self.coordinator: Coordinator = coordinator or coordinator_for(settings)
         self.upstream = Upstream(settings.upstream, settings.upstream_timeout, upstream_transport)
         self.keep_headers = frozenset(h.lower() for h in settings.keep_headers)
 
     async def aclose(self) -> None:
         await self.upstream.aclose()
         self.store.close()
+        close = getattr(self.coordinator, "close", None)  # only coordinators holding resources have one
+        if close is not None:
+            close()
 
     def load(self, exchange: Exchange) -> Prepared | None:
         """The recording, or None; a file that cannot be used is an error naming it.
