@@ -10,7 +10,7 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +139,7 @@ class Engine:
         return response
 
     async def _give_back_unless_saved(
-        self, exchange: Exchange, iterator: AsyncIterator[Any], saved: Callable[[], bool]
+        self, exchange: Exchange, iterator: AsyncIterable[Any], saved: Callable[[], bool]
     ) -> AsyncIterator[Any]:
         """A stream that broke (or whose client left) before it was saved gives its occurrence back."""
         try:
@@ -231,7 +231,7 @@ class _HeldLock:
             self._released = True
             await self._context.__aexit__(None, None, None)
 
-    async def release_after(self, iterator: AsyncIterator[Any], limit: float) -> AsyncIterator[Any]:
+    async def release_after(self, iterator: AsyncIterable[Any], limit: float) -> AsyncIterator[Any]:
         # If the server drops the response before iterating it, nothing below runs:
         # the timer makes sure waiting requests are not blocked for ever.
         timer = asyncio.get_running_loop().call_later(limit + 5, lambda: asyncio.ensure_future(self.release()))
