@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -28,6 +29,7 @@ from .headers import client_response_headers, upstream_request_headers
 from .modes import MODES
 from .replayer import seedtape_headers
 from .routes import match_route
+from .security import TokenGuard
 
 log = logging.getLogger("seedtape")
 SETTINGS_ENV = "SEEDTAPE_SETTINGS_JSON"
@@ -102,6 +104,7 @@ def create_app(
             Route("/{path:path}", proxy, methods=methods),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(TokenGuard, expected_sha256=settings.auth_token_sha256)] if settings.auth_token_sha256 else [],
     )
     app.state.engine = engine
     return app

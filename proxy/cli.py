@@ -53,12 +53,22 @@ def main() -> None:
 @click.option("--partition-by-credential", is_flag=True, envvar=_env("PARTITION_BY_CREDENTIAL"))
 @click.option("--max-age", "max_age_days", type=float, default=None, envvar=_env("MAX_AGE"), help="Days after which an episode is expired.")
 @click.option("--on-expired", type=click.Choice(["warn", "fail", "rerecord"]), default="warn", envvar=_env("ON_EXPIRED"), show_default=True)
+@click.option("--auth-token", default="", envvar=_env("AUTH_TOKEN"), show_envvar=True,
+              help="Clients must send this in the x-seedtape-token header (401 otherwise). Required for a non-loopback --host.")
+@click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without --auth-token.")
 @click.option("--log-level", default="info", envvar=_env("LOG_LEVEL"), show_default=True)
-def serve(host: str, port: int, workers: int, upstream: str | None, log_level: str, **options: object) -> None:
+def serve(host: str, port: int, workers: int, upstream: str | None, log_level: str, insecure: bool, **options: object) -> None:
     """Run the proxy."""
     import uvicorn
 
     from .app import SETTINGS_ENV
+    from .security import bind_refusal, is_loopback
+
+    refusal = bind_refusal(host, bool(options.get("auth_token")), insecure)
+    if refusal:
+        raise click.UsageError(refusal)
+    if insecure and not options.get("auth_token") and not is_loopback(host):
+        click.echo(f"warning: listening on {host} without --auth-token: anyone who reaches it can read the recordings", err=True)
     if workers < 1:
         raise click.BadParameter("must be at least 1", param_hint="--workers")
     try:
