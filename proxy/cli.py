@@ -56,6 +56,10 @@ def main() -> None:
 @click.option("--auth-token", default="", envvar=_env("AUTH_TOKEN"), show_envvar=True,
               help="Clients must send this in the x-seedtape-token header (401 otherwise). Required for a non-loopback --host.")
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without --auth-token.")
+@click.option("--redact", "redact_patterns", multiple=True, metavar="REGEX",
+              help="Replace matches in stored request/response bodies with [REDACTED] (repeatable; matching is unaffected).")
+@click.option("--redact-path", "redact_paths", multiple=True, metavar="PATH",
+              help="Replace this JSON path in stored bodies, e.g. messages.*.content or user (repeatable).")
 @click.option("--log-level", default="info", envvar=_env("LOG_LEVEL"), show_default=True)
 def serve(host: str, port: int, workers: int, upstream: str | None, log_level: str, insecure: bool, **options: object) -> None:
     """Run the proxy."""

@@ -52,6 +52,9 @@ class Settings:
     # SHA-256 is kept (see __post_init__), so worker env and reprs never carry it.
     auth_token: str = field(default="", repr=False, compare=False)
     auth_token_sha256: str = ""
+    # Redaction of what is written (request and response bodies), after the key is made.
+    redact_patterns: tuple[str, ...] = ()
+    redact_paths: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -67,6 +70,10 @@ class Settings:
 
             object.__setattr__(self, "auth_token_sha256", token_digest(self.auth_token))
             object.__setattr__(self, "auth_token", "")
+        if self.redact_patterns or self.redact_paths:
+            from .redaction import Redactor
+
+            Redactor.from_lists(self.redact_patterns, self.redact_paths)  # a bad pattern or path fails here, at start-up
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)

@@ -28,6 +28,7 @@ from .exchange import Exchange
 from .key import is_deterministic
 from .prepared import Prepared, PreparedEpisode
 from .recorder import forward
+from .redaction import Redactor
 from .replayer import episode_response, seedtape_headers
 from .store import CassetteStore
 from .upstream import Upstream
@@ -48,6 +49,7 @@ class Engine:
         self.coordinator: Coordinator = coordinator or coordinator_for(settings)
         self.upstream = Upstream(settings.upstream, settings.upstream_timeout, upstream_transport)
         self.keep_headers = frozenset(h.lower() for h in settings.keep_headers)
+        self.redactor = Redactor.from_lists(settings.redact_patterns, settings.redact_paths)
 
     async def aclose(self) -> None:
         await self.upstream.aclose()
@@ -156,6 +158,8 @@ class Engine:
 
     async def save(self, exchange: Exchange, episode: dict[str, Any]) -> int:
         request = exchange.stored_request()
+        if self.redactor:  # after the key was made from the request as sent: matching is unaffected
+            request, episode = self.redactor.request(request), self.redactor.episode(episode)
         session, cassette, key = exchange.session, exchange.cassette, exchange.key
         async with self.coordinator.key_lock(cassette, "write:" + key):
             # Episode n is rewritten only if this session has not written it already
