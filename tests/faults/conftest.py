@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,8 +19,12 @@ from ._helpers import echo_upstream
 
 
 @pytest.fixture
-def serve_cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[Result, dict[str, Any] | None]]:
-    """``seedtape serve ARGS`` with uvicorn.run replaced: what it would have listened on."""
+def serve_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., tuple[Result, dict[str, Any] | None]]:
+    """``seedtape serve ARGS`` with uvicorn.run replaced: what it would have listened on.
+
+    Run in a temporary folder: the default cassettes and cache folders are relative.
+    """
+    monkeypatch.chdir(tmp_path)
     for name in ("SEEDTAPE_HOST", "SEEDTAPE_AUTH_TOKEN", "SEEDTAPE_WORKERS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv(SETTINGS_ENV, "")  # restored after the test
