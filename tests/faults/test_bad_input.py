@@ -11,8 +11,10 @@ import asyncio
 import json
 import select
 import socket
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,8 @@ from client_shim import azure_client, openai_client
 from seedtape.app import create_app
 from seedtape.config import MODES, Settings
 from seedtape.exchange import MAX_DEPTH
+from seedtape.serving import serve_in_thread
+from seedtape.simulator import Simulator, create_simulator
 
 from ..conftest import AZURE_KEY, OPENAI_KEY, RunningProxy
 from ._helpers import PANDA, TRACEBACK_MARKERS, assert_openai_error, cassette_files, echo_upstream
@@ -36,10 +40,23 @@ JSON = {**AUTH, "content-type": "application/json"}
 
 
 def still_serving(proxy: RunningProxy) -> None:
-    """The server answers health and a real request after the bad one."""
+    """The server answers health and a real request after the bad one (in a cassette
+    of its own, so the default one shows that the bad request wrote nothing)."""
     assert httpx.get(proxy.url + "/_seedtape/health").json()["status"] == "ok"
-    good = httpx.post(proxy.url + CHAT, json={"model": "gpt-4", "messages": PANDA, "seed": 1}, headers=AUTH)
+    good = httpx.post(proxy.url + CHAT, json={"model": "gpt-4", "messages": PANDA, "seed": 1}, headers={**AUTH, "x-seedtape-cassette": "alive"})
     assert good.status_code == 200 and good.json()["choices"][0]["message"]["content"]
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[tuple[RunningProxy, Simulator]]:
+    """One simulator and one proxy for the many bad-input cases: each case checks the
+    server is still up, which a fresh server per case would not show as well."""
+    with tempfile.TemporaryDirectory() as folder, ExitStack() as stack:
+        simulator = create_simulator()
+        upstream = stack.enter_context(serve_in_thread(simulator.app))
+        settings = Settings(mode="auto", upstream=upstream, cassettes_dir=Path(folder) / "cassettes", cache_dir=Path(folder) / "cache")
+        app = create_app(settings)
+        yield RunningProxy(stack.enter_context(serve_in_thread(app)), settings, app), simulator
 
 
 def nested(depth: int) -> bytes:
@@ -95,19 +112,24 @@ BAD_CASSETTES = [
 
 
 @pytest.mark.parametrize("name", sorted(BAD_BODIES))
-def test_bad_body_gets_a_clear_4xx_and_the_server_stays_up(name: str, proxy: RunningProxy, sim: Any) -> None:
+def test_bad_body_gets_a_clear_4xx_and_the_server_stays_up(name: str, shared: tuple[RunningProxy, Simulator]) -> None:
+    proxy, sim = shared
+    calls = sim.calls
     body, extra, status, says = BAD_BODIES[name]
     response = httpx.post(proxy.url + CHAT, content=body, headers={**JSON, **extra}, timeout=30)
     error = assert_openai_error(response, status, "invalid_request_error")
     assert says in error["message"], error
     assert response.headers["x-seedtape-cache"] == "miss"
-    assert sim.calls == 0, "bad input never reaches upstream"
-    assert cassette_files(proxy.settings.cassettes_dir) == []
+    assert sim.calls == calls, "bad input never reaches upstream"
+    assert cassette_files(proxy.settings.cassettes_dir / "default") == []
     still_serving(proxy)
 
 
 @pytest.mark.parametrize("name", BAD_CASSETTES, ids=lambda n: n[:12] or "empty")
-def test_cassette_names_that_leave_the_folder_are_refused(name: str, proxy: RunningProxy, tmp_path: Path) -> None:
+def test_cassette_names_that_leave_the_folder_are_refused(name: str, shared: tuple[RunningProxy, Simulator]) -> None:
+    proxy, _ = shared
+    root = proxy.settings.cassettes_dir.parent
+    before = sorted(p for p in root.rglob("*") if p.is_file() and "cache" not in p.parts)
     response = httpx.post(
         proxy.url + CHAT, json={"model": "gpt-4", "messages": PANDA, "seed": 1}, headers={**AUTH, "x-seedtape-cassette": name}
     )
@@ -116,8 +138,8 @@ def test_cassette_names_that_leave_the_folder_are_refused(name: str, proxy: Runn
         return
     error = assert_openai_error(response, 400, "invalid_request_error")
     assert "invalid cassette name" in error["message"]
-    written = [p for p in tmp_path.rglob("*") if p.is_file() and "cache" not in p.parts]
-    assert written == [], "nothing is written anywhere"
+    after = sorted(p for p in root.rglob("*") if p.is_file() and "cache" not in p.parts)
+    assert after == before and not (root.parent / "escape").exists(), "nothing is written anywhere"
     still_serving(proxy)
 
 

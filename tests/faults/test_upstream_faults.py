@@ -51,7 +51,7 @@ def test_connection_refused_is_an_openai_shaped_502(proxy_factory: Callable[...,
 
 def test_timeout_is_a_504_after_upstream_timeout(proxy_factory: Callable[..., RunningProxy], sim: Any) -> None:
     proxy = proxy_factory(mode="auto", upstream_timeout=0.5)
-    sim.inject({"kind": "delay", "ms": 3000})
+    sim.inject({"kind": "delay", "ms": 1500})
     started = time.monotonic()
     error = assert_openai_error(post(proxy), 504, "upstream_timeout")
     assert "timed out" in error["message"]
@@ -112,7 +112,7 @@ FAULTS: dict[str, dict[str, Any]] = {
     "not-json": {"kind": "not_json"},
     "reset-body": {"kind": "reset_mid_stream"},
     "reset-stream": {"kind": "reset_mid_stream", "after_chunks": 2},
-    "timeout": {"kind": "delay", "ms": 2000},
+    "timeout": {"kind": "delay", "ms": 1000},
 }
 
 
