@@ -82,29 +82,57 @@ class ServeProcess:
         self.stop(signal.SIGKILL, wait=10)
 
 
-def start_serve(args: Sequence[str], cwd: Path, log: Path, timeout: float = 30.0, token: str | None = None) -> ServeProcess:
-    """Start ``seedtape serve`` on a free loopback port; return once it answers health."""
+def start_serve(
+    args: Sequence[str], cwd: Path, log: Path, timeout: float = 30.0, headers: dict[str, str] | None = None
+) -> ServeProcess:
+    """Start ``seedtape serve`` on a free loopback port; return once it answers health.
+
+    The port is picked, then bound by the child: another process on this machine can
+    take it in between, so a start that lost the race is retried on a new port.
+    """
+    for attempt in range(3):
+        try:
+            return _start_serve_once(args, cwd, log, timeout, headers or {})
+        except _PortTaken:
+            continue
+    raise RuntimeError("could not find a free port for seedtape serve in 3 attempts")
+
+
+class _PortTaken(Exception):
+    pass
+
+
+def _start_serve_once(args: Sequence[str], cwd: Path, log: Path, timeout: float, headers: dict[str, str]) -> ServeProcess:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SEEDTAPE_", "AZURE_OPENAI", "OPENAI_"))}
     log.parent.mkdir(parents=True, exist_ok=True)
+    offset = log.stat().st_size if log.exists() else 0
     with log.open("ab") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "seedtape.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
             cwd=cwd, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
         )
     server = ServeProcess(process, f"http://127.0.0.1:{port}", log)
+
+    def output() -> str:
+        return log.read_bytes()[offset:].decode(errors="replace")
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"seedtape serve exited with {process.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+            if "address already in use" in output().lower():
+                raise _PortTaken()
+            raise RuntimeError(f"seedtape serve exited with {process.returncode}:\n{output()[-3000:]}")
         try:
-            if httpx.get(server.url + "/_seedtape/health", timeout=1).status_code == 200:
+            stats = httpx.get(server.url + "/_seedtape/stats", headers=headers, timeout=1)
+            # Answered by this child (or one of its workers), not by whoever else took the port.
+            if stats.status_code == 200 and os.getpgid(stats.json()["pid"]) == process.pid:
                 return server
-        except httpx.HTTPError:
+        except (httpx.HTTPError, ProcessLookupError, KeyError, ValueError):
             pass
         time.sleep(0.1)
     server.kill()
-    raise RuntimeError(f"seedtape serve did not start in {timeout}s:\n{log.read_text(errors='replace')[-3000:]}")
+    raise RuntimeError(f"seedtape serve did not start in {timeout}s:\n{output()[-3000:]}")
 
 
 @contextmanager

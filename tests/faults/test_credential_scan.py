@@ -52,7 +52,7 @@ def test_every_route_and_mode_writes_no_credential_anywhere(tmp_path: Path, sim:
     args = ["--upstream", sim_url, "--cassettes", str(cassettes), "--cache-dir", str(cache), "--auth-token", TOKEN,
             "--partition-by-credential", "--record-errors", "--log-level", "debug", "--workers", "2"]
     calls = 0
-    with serving(args, tmp_path, logs / "serve.log") as server:
+    with serving(args, tmp_path, logs / "serve.log", headers={"x-seedtape-token": TOKEN}) as server:
         for mode in MODES:
             for client in clients(server.url, mode).values():
                 for call in every_route(client):
