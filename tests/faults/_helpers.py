@@ -90,7 +90,7 @@ def start_serve(
     The port is picked, then bound by the child: another process on this machine can
     take it in between, so a start that lost the race is retried on a new port.
     """
-    for attempt in range(3):
+    for _ in range(3):
         try:
             return _start_serve_once(args, cwd, log, timeout, headers or {})
         except _PortTaken:
