@@ -36,11 +36,26 @@ class SharedCoordinator:
         self._occurrences: Counter[tuple[str, str, str]] = Counter()
         self._stats: Counter[str] = Counter({name: 0 for name in STAT_NAMES})
         self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LocalCoordinator] = weakref.WeakKeyDictionary()
+        self._written: set[tuple[str, str, str, int]] = set()
 
     def next_occurrence(self, session: str, cassette: str, key: str) -> int:
         with self._lock:
             self._occurrences[(session, cassette, key)] += 1
             return self._occurrences[(session, cassette, key)]
+
+    def release_occurrence(self, session: str, cassette: str, key: str, occurrence: int) -> None:
+        with self._lock:
+            slot = (session, cassette, key)
+            if occurrence > 0 and self._occurrences.get(slot) == occurrence:
+                self._occurrences[slot] -= 1
+
+    def claim_episode(self, session: str, cassette: str, key: str, episode: int) -> bool:
+        with self._lock:
+            slot = (session, cassette, key, episode)
+            if slot in self._written:
+                return False
+            self._written.add(slot)
+            return True
 
     def key_lock(self, cassette: str, key: str) -> AsyncLockContext:
         loop = asyncio.get_running_loop()

@@ -14,19 +14,22 @@ from collections.abc import AsyncIterator
 
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from . import __version__
+from .cassette import remove_stale_temp_files
 from .config import Settings
 from .engine import Engine
 from .errors import ProxyError, error_response
-from .exchange import read_body, read_exchange, request_mode
+from .exchange import Exchange, read_body, read_exchange, request_mode
 from .headers import client_response_headers, upstream_request_headers
 from .modes import MODES
 from .replayer import seedtape_headers
 from .routes import match_route
+from .security import TokenGuard
 
 log = logging.getLogger("seedtape")
 SETTINGS_ENV = "SEEDTAPE_SETTINGS_JSON"
@@ -45,20 +48,30 @@ def create_app(
     async def proxy(request: Request) -> Response:
         path = request.scope["path"]
         target = match_route(request.method, path, request.query_params.get("api-version", ""))
+        exchange: Exchange | None = None
         try:
             if target is None:
                 return await forward_untouched(engine, request, settings)
             engine.coordinator.incr("requests")
             exchange = await read_exchange(request, target, settings)
             exchange.occurrence = engine.coordinator.next_occurrence(exchange.session, exchange.cassette, exchange.key)
-            return await MODES[exchange.mode].handle(engine, exchange)
+            response = await MODES[exchange.mode].handle(engine, exchange)
+            if response.status_code >= 400 and response.headers.get("x-seedtape-cache") not in ("hit", "recorded"):
+                engine.give_back(exchange)  # an upstream error passed through: the retry is the same occurrence
+            return response
         except ProxyError as exc:
             engine.coordinator.incr("errors")
+            if exchange is not None:
+                engine.give_back(exchange)
             return _error_with_headers(exc, request, settings)
         except Exception as exc:  # never a traceback in a response; the log has it
             engine.coordinator.incr("errors")
             log.exception("seedtape: internal error on %s %s", request.method, path)
-            return error_response(500, f"seedtape internal error: {type(exc).__name__}", "seedtape_internal_error")
+            if exchange is not None:
+                engine.give_back(exchange)
+            return error_response(
+                500, f"seedtape internal error: {type(exc).__name__}", "seedtape_internal_error", headers={"x-should-retry": "false"}
+            )
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__, "mode": settings.mode, "session": settings.session})
@@ -76,6 +89,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        for leftover in remove_stale_temp_files(settings.cassettes_dir):
+            log.warning("seedtape: removed %s, a temporary file an earlier crash left behind", leftover)
         try:
             yield
         finally:
@@ -89,6 +104,7 @@ def create_app(
             Route("/{path:path}", proxy, methods=methods),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(TokenGuard, expected_sha256=settings.auth_token_sha256)] if settings.auth_token_sha256 else [],
     )
     app.state.engine = engine
     return app

@@ -11,12 +11,15 @@ import json
 import os
 import re
 import tempfile
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 FORMAT = "seedtape/1"
+TEMP_PREFIX, TEMP_SUFFIX = ".tmp-", ".json.part"  # never match "*.json", so no reader sees them
+STALE_TEMP_SECONDS = 60.0
 KEY_PREFIX_LEN = 16
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.\-\[\]=+@,]+$")
 MAX_NAME_LEN = 200
@@ -109,19 +112,57 @@ def read_recording(path: Path) -> Recording:
 def write_atomic(path: Path, text: str) -> None:
     """Write via a temp file in the same folder, fsync, then rename over the target."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json.part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except BaseException:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable: a process crash cannot lose it, but a power cut
+    could, and a client told ``recorded`` must be able to trust that."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # pragma: no cover - platforms without directory descriptors
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - file systems that refuse it
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temp_files(root: Path, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Delete temp files a crash left behind (``.tmp-*.json.part``); return them.
+
+    They are harmless where they are (no reader looks at them), but they pile up.
+    Only files older than ``older_than`` seconds go: a fresh one may belong to another
+    proxy or worker writing into the same folder right now.
+    """
+    removed: list[Path] = []
+    folder = Path(root)
+    if not folder.is_dir():
+        return removed
+    cutoff = time.time() - older_than
+    for path in folder.rglob(TEMP_PREFIX + "*" + TEMP_SUFFIX):
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:
+            continue
+    return removed
 
 
 def write_recording(path: Path, recording: Recording) -> None:

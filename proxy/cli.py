@@ -53,15 +53,36 @@ def main() -> None:
 @click.option("--partition-by-credential", is_flag=True, envvar=_env("PARTITION_BY_CREDENTIAL"))
 @click.option("--max-age", "max_age_days", type=float, default=None, envvar=_env("MAX_AGE"), help="Days after which an episode is expired.")
 @click.option("--on-expired", type=click.Choice(["warn", "fail", "rerecord"]), default="warn", envvar=_env("ON_EXPIRED"), show_default=True)
+@click.option("--auth-token", default="", envvar=_env("AUTH_TOKEN"), show_envvar=True,
+              help="Clients must send this in the x-seedtape-token header (401 otherwise). Required for a non-loopback --host.")
+@click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without --auth-token.")
+@click.option("--redact", "redact_patterns", multiple=True, metavar="REGEX",
+              help="Replace matches in stored request/response bodies with [REDACTED] (repeatable; matching is unaffected).")
+@click.option("--redact-path", "redact_paths", multiple=True, metavar="PATH",
+              help="Replace this JSON path in stored bodies, e.g. messages.*.content or user (repeatable).")
 @click.option("--log-level", default="info", envvar=_env("LOG_LEVEL"), show_default=True)
-def serve(host: str, port: int, workers: int, upstream: str | None, log_level: str, **options: object) -> None:
+def serve(host: str, port: int, workers: int, upstream: str | None, log_level: str, insecure: bool, **options: object) -> None:
     """Run the proxy."""
     import uvicorn
 
     from .app import SETTINGS_ENV
+    from .security import bind_refusal, is_loopback
 
-    settings = Settings(upstream=upstream or default_upstream(), workers=workers, **options)  # type: ignore[arg-type]
+    refusal = bind_refusal(host, bool(options.get("auth_token")), insecure)
+    if refusal:
+        raise click.UsageError(refusal)
+    if insecure and not options.get("auth_token") and not is_loopback(host):
+        click.echo(f"warning: listening on {host} without --auth-token: anyone who reaches it can read the recordings", err=True)
+    if workers < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--workers")
+    try:
+        settings = Settings(upstream=upstream or default_upstream(), workers=workers, **options)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    # One session id for the whole run, chosen here so every worker shares it.
     settings = settings.with_(session=os.urandom(6).hex())
+    if workers > 1:
+        _prepare_shared_cache(settings)
     os.environ[SETTINGS_ENV] = settings.to_env()
     click.echo(
         f"seedtape {__version__}: {settings.mode} mode on http://{host}:{port}, upstream {settings.upstream}, "
@@ -69,6 +90,16 @@ def serve(host: str, port: int, workers: int, upstream: str | None, log_level: s
         err=True,
     )
     uvicorn.run("seedtape.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level=log_level)
+
+
+def _prepare_shared_cache(settings: Settings) -> None:
+    """Open (and, if corrupted, rebuild) the cache's databases once, in the parent,
+    so that N workers starting together do not race to repair the same directory."""
+    from .shared_coordination import DiskCoordinator
+    from .store import CassetteStore
+
+    CassetteStore(settings.cassettes_dir, settings.cache_dir).close()
+    DiskCoordinator.prepare(settings.cache_dir)
 
 
 @main.command()

@@ -48,6 +48,13 @@ class Settings:
     on_expired: str = "warn"  # warn | fail | rerecord
     workers: int = 1
     session: str = ""  # this run's session id; set at start-up, shared by workers
+    # Clients must send this token in x-seedtape-token. Give the token; only its
+    # SHA-256 is kept (see __post_init__), so worker env and reprs never carry it.
+    auth_token: str = field(default="", repr=False, compare=False)
+    auth_token_sha256: str = ""
+    # Redaction of what is written (request and response bodies), after the key is made.
+    redact_patterns: tuple[str, ...] = ()
+    redact_paths: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -58,6 +65,15 @@ class Settings:
             raise ValueError(f"unknown repeats {self.repeats!r}; expected auto, cache or sequence")
         object.__setattr__(self, "cassettes_dir", Path(self.cassettes_dir))
         object.__setattr__(self, "cache_dir", Path(self.cache_dir))
+        if self.auth_token:
+            from .security import token_digest
+
+            object.__setattr__(self, "auth_token_sha256", token_digest(self.auth_token))
+            object.__setattr__(self, "auth_token", "")
+        if self.redact_patterns or self.redact_paths:
+            from .redaction import Redactor
+
+            Redactor.from_lists(self.redact_patterns, self.redact_paths)  # a bad pattern or path fails here, at start-up
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)

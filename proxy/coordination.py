@@ -11,13 +11,36 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Protocol
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 STAT_NAMES = ("requests", "hits", "misses", "recorded", "upstream_calls", "verified", "drifted", "errors")
 
 
 class Coordinator(Protocol):
     def next_occurrence(self, session: str, cassette: str, key: str) -> int: ...
+
+    def release_occurrence(self, session: str, cassette: str, key: str, occurrence: int) -> None:
+        """Give back an occurrence whose request failed (nothing recorded or served).
+
+        A client retrying after a 429 or a reset must get the same episode number
+        again, as if the failed attempt never happened. Only the latest occurrence can
+        be given back; an older one (others came after it) is kept.
+        """
+        ...
+
+    def claim_episode(self, session: str, cassette: str, key: str, episode: int) -> bool:
+        """True the first time this session writes episode ``episode`` of the key.
+
+        Re-recording rewrites episode n with the n-th request, but an episode this
+        session already wrote (an answer that completed out of order and was appended
+        there) is another client's answer: it must not be overwritten. Called under
+        the key's write lock.
+        """
+        ...
 
     def key_lock(self, cassette: str, key: str) -> AsyncLockContext: ...
 
@@ -29,7 +52,9 @@ class Coordinator(Protocol):
 class AsyncLockContext(Protocol):
     async def __aenter__(self) -> object: ...
 
-    async def __aexit__(self, *exc: object) -> None: ...
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None: ...
 
 
 class LocalCoordinator:
@@ -39,11 +64,24 @@ class LocalCoordinator:
         self._occurrences: Counter[tuple[str, str, str]] = Counter()
         self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
         self._stats: Counter[str] = Counter({name: 0 for name in STAT_NAMES})
+        self._written: set[tuple[str, str, str, int]] = set()
 
     def next_occurrence(self, session: str, cassette: str, key: str) -> int:
         slot = (session, cassette, key)
         self._occurrences[slot] += 1
         return self._occurrences[slot]
+
+    def release_occurrence(self, session: str, cassette: str, key: str, occurrence: int) -> None:
+        slot = (session, cassette, key)
+        if occurrence > 0 and self._occurrences.get(slot) == occurrence:
+            self._occurrences[slot] -= 1
+
+    def claim_episode(self, session: str, cassette: str, key: str, episode: int) -> bool:
+        slot = (session, cassette, key, episode)
+        if slot in self._written:
+            return False
+        self._written.add(slot)
+        return True
 
     @asynccontextmanager
     async def key_lock(self, cassette: str, key: str) -> AsyncIterator[None]:
@@ -65,3 +103,13 @@ class LocalCoordinator:
 
     def stats(self) -> dict[str, int]:
         return dict(self._stats)
+
+
+def coordinator_for(settings: Settings) -> Coordinator:
+    """One worker: in memory. Several: shared through the cache directory, under the
+    run's session id (set once by the CLI parent, so every worker has the same)."""
+    if settings.workers > 1:
+        from .shared_coordination import DiskCoordinator
+
+        return DiskCoordinator(settings.cache_dir, settings.session)
+    return LocalCoordinator()

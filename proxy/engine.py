@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +22,19 @@ from . import drift_log
 from .cassette import CassetteError
 from .config import Settings
 from .drift import DriftResult
-from .coordination import AsyncLockContext, Coordinator, LocalCoordinator
+from .coordination import AsyncLockContext, Coordinator, coordinator_for
 from .errors import ProxyError
 from .exchange import Exchange
 from .key import is_deterministic
 from .prepared import Prepared, PreparedEpisode
 from .recorder import forward
+from .redaction import Redactor
 from .replayer import episode_response, seedtape_headers
 from .store import CassetteStore
 from .upstream import Upstream
 
 log = logging.getLogger("seedtape")
+APPEND = sys.maxsize  # an occurrence past any end: CassetteStore.save_episode appends it
 
 
 class Engine:
@@ -43,23 +46,50 @@ class Engine:
     ) -> None:
         self.settings = settings
         self.store = CassetteStore(settings.cassettes_dir, settings.cache_dir)
-        self.coordinator: Coordinator = coordinator or LocalCoordinator()
+        self.coordinator: Coordinator = coordinator or coordinator_for(settings)
         self.upstream = Upstream(settings.upstream, settings.upstream_timeout, upstream_transport)
         self.keep_headers = frozenset(h.lower() for h in settings.keep_headers)
         # (cassette, key) of every recording this engine served or wrote: what the
         # pytest plugin's unused-recordings report subtracts from the cassette folder.
         # A set add per request, nothing more on the hot path.
         self.used: set[tuple[str, str]] = set()
+        self.redactor = Redactor.from_lists(settings.redact_patterns, settings.redact_paths)
 
     async def aclose(self) -> None:
         await self.upstream.aclose()
         self.store.close()
+        close = getattr(self.coordinator, "close", None)  # only coordinators holding resources have one
+        if close is not None:
+            close()
 
     def load(self, exchange: Exchange) -> Prepared | None:
+        """The recording, or None; a file that cannot be used is an error naming it.
+
+        Any failure counts (broken JSON, a hand edit that left an episode without its
+        body, unreadable bytes): the request gets a 500 that says which file to fix,
+        marked not worth retrying, and every other key keeps being served.
+        """
         try:
             return self.store.load(exchange.cassette, exchange.key)
-        except CassetteError as exc:
-            raise ProxyError(500, f"cassette file cannot be read: {exc}", "seedtape_cassette_error") from exc
+        except Exception as exc:
+            if isinstance(exc, CassetteError):
+                detail = str(exc)
+            else:
+                detail = f"{self.store.path_for(exchange.cassette, exchange.key)}: {type(exc).__name__}: {exc}"
+            log.error("seedtape: cassette file cannot be used: %s", detail)
+            raise ProxyError(
+                500,
+                f"cassette file cannot be used: {detail}. Fix or delete the file; other recordings are not affected",
+                "seedtape_cassette_error",
+                "cassette_unreadable",
+                headers={"x-should-retry": "false"},
+            ) from exc
+
+    def give_back(self, exchange: Exchange) -> None:
+        """The request failed before anything was recorded or served: its occurrence
+        number goes back, so the client's retry gets the same episode number."""
+        if exchange.occurrence:
+            self.coordinator.release_occurrence(exchange.session, exchange.cassette, exchange.key, exchange.occurrence)
 
     def wants_cache(self, exchange: Exchange) -> bool:
         """Should an identical request past the last episode get the last one again?"""
@@ -102,11 +132,29 @@ class Engine:
         """Forward upstream and save the answer as the exchange's occurrence."""
         headers = seedtape_headers(exchange.mode, "recorded", exchange.key, exchange.occurrence)
         self.coordinator.incr("upstream_calls")
+        saved = False
 
         async def save(episode: dict[str, Any]) -> int:
-            return await self.save(exchange, episode)
+            nonlocal saved
+            number = await self.save(exchange, episode)
+            saved = True
+            return number
 
-        return await forward(self.upstream, exchange, headers, save, self.settings.record_errors, self.keep_headers)
+        response = await forward(self.upstream, exchange, headers, save, self.settings.record_errors, self.keep_headers)
+        if isinstance(response, StreamingResponse):
+            response.body_iterator = self._give_back_unless_saved(exchange, response.body_iterator, lambda: saved)
+        return response
+
+    async def _give_back_unless_saved(
+        self, exchange: Exchange, iterator: AsyncIterable[Any], saved: Callable[[], bool]
+    ) -> AsyncIterator[Any]:
+        """A stream that broke (or whose client left) before it was saved gives its occurrence back."""
+        try:
+            async for chunk in iterator:
+                yield chunk
+        finally:
+            if not saved():
+                self.give_back(exchange)
 
     async def passthrough(self, exchange: Exchange, cache: str = "bypass") -> Response:
         headers = seedtape_headers(exchange.mode, cache, exchange.key)
@@ -114,10 +162,17 @@ class Engine:
         return await forward(self.upstream, exchange, headers)
 
     async def save(self, exchange: Exchange, episode: dict[str, Any]) -> int:
-        async with self.coordinator.key_lock(exchange.cassette, "write:" + exchange.key):
-            number = await anyio.to_thread.run_sync(
-                self.store.save_episode, exchange.cassette, exchange.key, exchange.stored_request(), exchange.occurrence, episode
-            )
+        request = exchange.stored_request()
+        if self.redactor:  # after the key was made from the request as sent: matching is unaffected
+            request, episode = self.redactor.request(request), self.redactor.episode(episode)
+        session, cassette, key = exchange.session, exchange.cassette, exchange.key
+        async with self.coordinator.key_lock(cassette, "write:" + key):
+            # Episode n is rewritten only if this session has not written it already
+            # (see Coordinator.claim_episode); otherwise the answer is appended.
+            target = exchange.occurrence if self.coordinator.claim_episode(session, cassette, key, exchange.occurrence) else APPEND
+            number = await anyio.to_thread.run_sync(self.store.save_episode, cassette, key, request, target, episode)
+            if number != target:
+                self.coordinator.claim_episode(session, cassette, key, number)
         self.coordinator.incr("recorded")
         self.used.add((exchange.cassette, exchange.key))
         return number
@@ -186,7 +241,7 @@ class _HeldLock:
             self._released = True
             await self._context.__aexit__(None, None, None)
 
-    async def release_after(self, iterator: AsyncIterator[Any], limit: float) -> AsyncIterator[Any]:
+    async def release_after(self, iterator: AsyncIterable[Any], limit: float) -> AsyncIterator[Any]:
         # If the server drops the response before iterating it, nothing below runs:
         # the timer makes sure waiting requests are not blocked for ever.
         timer = asyncio.get_running_loop().call_later(limit + 5, lambda: asyncio.ensure_future(self.release()))

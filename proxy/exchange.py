@@ -19,6 +19,11 @@ from .routes import Target
 MODE_HEADER = "x-seedtape-mode"
 CASSETTE_HEADER = "x-seedtape-cassette"
 SESSION_HEADER = "x-seedtape-session"
+# Deeper than any real request (tool schemas and structured outputs stop near 10
+# levels), shallow enough that every recursive walk after parsing (the key's
+# canonical form, the pretty cassette writer, verify's deep copies) stays far from
+# Python's recursion limit.
+MAX_DEPTH = 128
 
 
 @dataclass(slots=True)
@@ -59,6 +64,32 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def check_content_type(request: Request) -> None:
+    """A recorded route's body is JSON; say so clearly when a client labels it otherwise.
+
+    No content-type at all is accepted (a hand-written ``curl`` or a minimal client);
+    a declared one must be JSON (``application/json``, ``…+json``) in UTF-8.
+    """
+    declared = request.headers.get("content-type")
+    if declared is None or not declared.strip():
+        return
+    media, _, params = declared.partition(";")
+    media = media.strip().lower()
+    if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+        raise ProxyError(
+            415,
+            f"content-type {declared[:60]!r} is not JSON; send the request body as content-type: application/json",
+            "invalid_request_error",
+            "unsupported_media_type",
+        )
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            raise ProxyError(
+                415, f"charset {value.strip()[:20]!r} is not supported; send UTF-8 JSON", "invalid_request_error", "unsupported_media_type"
+            )
+
+
 def parse_body(raw: bytes) -> dict[str, Any]:
     if not raw:
         raise ProxyError(400, "request body is empty; expected a JSON object", "invalid_request_error", "invalid_json")
@@ -73,10 +104,30 @@ def parse_body(raw: bytes) -> dict[str, Any]:
             400, f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", "invalid_request_error", "invalid_json"
         ) from exc
     except RecursionError as exc:
-        raise ProxyError(400, "request body is nested too deeply", "invalid_request_error", "invalid_json") from exc
+        raise ProxyError(400, f"request body is nested more than {MAX_DEPTH} levels deep", "invalid_request_error", "invalid_json") from exc
+    except ValueError as exc:  # e.g. an integer literal over Python's 4300-digit limit
+        raise ProxyError(400, f"request body is not valid JSON: {str(exc)[:120]}", "invalid_request_error", "invalid_json") from exc
     if not isinstance(body, dict):
         raise ProxyError(400, f"request body must be a JSON object, not {type(body).__name__}", "invalid_request_error", "invalid_json")
+    # Counting brackets is C-fast; a body with fewer than the limit cannot be too deep,
+    # so only an unusual one pays for the walk.
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and nesting_exceeds(body, MAX_DEPTH):
+        raise ProxyError(400, f"request body is nested more than {MAX_DEPTH} levels deep", "invalid_request_error", "invalid_json")
     return body
+
+
+def nesting_exceeds(value: Any, limit: int) -> bool:
+    """Is any container in ``value`` more than ``limit`` levels deep? (No recursion.)"""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(node, dict):
+            stack.extend((child, depth + 1) for child in node.values() if isinstance(child, (dict, list)))
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node if isinstance(child, (dict, list)))
+    return False
 
 
 def _refuse_constant(name: str) -> Any:
@@ -84,14 +135,15 @@ def _refuse_constant(name: str) -> Any:
 
 
 def request_mode(request: Request, settings: Settings) -> str:
-    mode = request.headers.get(MODE_HEADER, settings.mode).strip().lower()
+    # An empty header is no header (a client template that left it blank), for both.
+    mode = (request.headers.get(MODE_HEADER) or settings.mode).strip().lower()
     if mode not in MODES:
         raise ProxyError(400, f"unknown {MODE_HEADER} {mode[:40]!r}; expected one of {', '.join(MODES)}", "invalid_request_error", "invalid_mode")
     return mode
 
 
 def request_cassette(request: Request, settings: Settings) -> str:
-    name = request.headers.get(CASSETTE_HEADER, settings.cassette)
+    name = request.headers.get(CASSETTE_HEADER) or settings.cassette
     try:
         return validate_name(name)
     except InvalidCassetteName as exc:
@@ -109,6 +161,7 @@ def partition_of(request: Request, settings: Settings) -> str:
 async def read_exchange(request: Request, target: Target, settings: Settings) -> Exchange:
     mode = request_mode(request, settings)
     cassette = request_cassette(request, settings)
+    check_content_type(request)
     raw = await read_body(request, settings.max_body)
     body = parse_body(raw)
     try:

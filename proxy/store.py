@@ -9,7 +9,9 @@ derived data; deleting them loses nothing.
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +19,10 @@ from typing import Any
 
 import diskcache
 
-from .cassette import CassetteError, Recording, file_name, read_recording, validate_name, write_recording
+from .cassette import CassetteError, Recording, file_name, read_recording, utc_now, validate_name, write_recording
 from .prepared import Prepared, prepare
 
+log = logging.getLogger("seedtape")
 Stamp = tuple[int, int]
 
 
@@ -98,8 +101,14 @@ class CassetteStore:
             recording = read_recording(path)
         except FileNotFoundError:
             return None
-        except CassetteError:
-            return None  # a broken file is replaced by the new recording, never merged into
+        except CassetteError as exc:
+            # A broken file is replaced by the new recording, never merged into; the
+            # broken one is kept beside it (no reader looks at *.broken-*) so a hand
+            # edit that went wrong is not lost.
+            aside = path.with_name(f"{path.name}.broken-{utc_now().replace(':', '')}")
+            os.replace(path, aside)
+            log.warning("seedtape: %s; re-recording it, the broken file is kept as %s", exc, aside.name)
+            return None
         return recording if recording.key == key else None
 
     def cassettes(self) -> list[str]:
@@ -153,7 +162,12 @@ class CassetteStore:
 def _open_disk_index(cache_dir: Path | None) -> diskcache.Cache | None:
     if cache_dir is None:
         return None
-    try:
-        return diskcache.Cache(str(Path(cache_dir) / "index"), size_limit=2**30)
-    except Exception:
-        return None
+    folder = Path(cache_dir) / "index"
+    for attempt in (1, 2):
+        try:
+            return diskcache.Cache(str(folder), size_limit=2**30)
+        except Exception:
+            if attempt == 2:
+                return None  # no index: every lookup reads the cassette file
+            shutil.rmtree(folder, ignore_errors=True)  # corrupted: derived data, rebuilt from the cassettes
+    return None

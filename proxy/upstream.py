@@ -41,10 +41,15 @@ class Upstream:
     ) -> tuple[httpx.Response, float]:
         """Send and return the response with its body not yet read, and the start time."""
         url = self.url_for(path) + (f"?{query}" if query else "")
-        request = self._client.build_request(method, url, headers=list(headers), content=body)
+        # Header values go on as the bytes that came in (ASGI decodes them as latin-1);
+        # httpx would otherwise insist on ASCII and fail on a client's non-ASCII value.
+        raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+        request = self._client.build_request(method, url, headers=raw_headers, content=body)
         started = time.perf_counter()
         try:
             return await self._client.send(request, stream=True), started
+        except httpx.LocalProtocolError as exc:  # e.g. a header value HTTP/1.1 cannot carry
+            raise ProxyError(400, f"request cannot be forwarded upstream: {exc}", "invalid_request_error") from exc
         except httpx.TimeoutException as exc:
             raise ProxyError(504, f"upstream {self.base_url} timed out ({type(exc).__name__})", "upstream_timeout") from exc
         except httpx.HTTPError as exc:

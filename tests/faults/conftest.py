@@ -1,0 +1,49 @@
+"""Fixtures of the fault-injection suite (the shared ones come from tests/conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from seedtape.app import SETTINGS_ENV
+from seedtape.cli import main
+from seedtape.serving import serve_in_thread
+
+from ._helpers import echo_upstream
+
+
+@pytest.fixture
+def serve_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., tuple[Result, dict[str, Any] | None]]:
+    """``seedtape serve ARGS`` with uvicorn.run replaced: what it would have listened on.
+
+    Run in a temporary folder: the default cassettes and cache folders are relative.
+    """
+    monkeypatch.chdir(tmp_path)
+    for name in ("SEEDTAPE_HOST", "SEEDTAPE_AUTH_TOKEN", "SEEDTAPE_WORKERS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(SETTINGS_ENV, "")  # restored after the test
+
+    def run(*args: str) -> tuple[Result, dict[str, Any] | None]:
+        calls: list[dict[str, Any]] = []
+
+        def fake_run(app: str, **options: Any) -> None:
+            calls.append({**options, "settings": json.loads(os.environ[SETTINGS_ENV])})
+
+        monkeypatch.setattr("uvicorn.run", fake_run)
+        result = CliRunner().invoke(main, ["serve", "--upstream", "sim", *args])
+        return result, calls[0] if calls else None
+
+    return run
+
+
+@pytest.fixture
+def echo_seen() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    seen: list[dict[str, Any]] = []
+    with serve_in_thread(echo_upstream(seen)) as url:
+        yield url, seen
