@@ -47,7 +47,7 @@ async def fire(url: str, bodies: list[dict[str, Any]], headers: dict[str, str] |
         return list(await asyncio.gather(*(one(b) for b in bodies)))
 
 
-def stats_when(url: str, done: Callable[[dict[str, Any]], bool], timeout: float = 5.0) -> dict[str, Any]:
+def stats_when(url: str, done: Callable[[dict[str, Any]], bool], timeout: float = 15.0) -> dict[str, Any]:
     """Poll /_seedtape/stats until ``done`` (workers flush their counts every 0.25 s)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -160,8 +160,9 @@ def test_four_workers_share_single_flight_recordings_and_episode_counters(tmp_pa
         texts = [r.json()["choices"][0]["message"]["content"] for r in sequential]
         for response in at_once:
             assert response.json()["choices"][0]["message"]["content"] == texts[int(response.headers["x-seedtape-episode"]) - 1]
-        final = stats_when(server.url, lambda s: s["requests"] == 2 * N + 20 and s["hits"] == N - 1 + 8)
-        assert (final["requests"], final["hits"], final["upstream_calls"], final["recorded"]) == (2 * N + 20, N + 7, N + 13, N + 13)
+        expected = (2 * N + 20, N + 7, N + 13, N + 13)
+        final = stats_when(server.url, lambda s: (s["requests"], s["hits"], s["upstream_calls"], s["recorded"]) == expected)
+        assert (final["requests"], final["hits"], final["upstream_calls"], final["recorded"]) == expected
 
     # A replay run with four workers serves the 12 episodes in order.
     with serving([*common, "--mode", "replay", "--upstream", closed_port_url()], tmp_path, tmp_path / "logs" / "replay.log") as replay:
