@@ -1,4 +1,4 @@
-"""Start uvicorn on one app factory with the settings every HTTP benchmark shares.
+"""Start uvicorn (seedtape's run_server, as `seedtape serve` does) on one app factory with the settings every HTTP benchmark shares.
 
     python bench/_serve.py seedtape|bare PORT WORKERS [extra uvicorn options as JSON]
 
@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-import uvicorn
+from seedtape.serving import run_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -22,4 +22,4 @@ if __name__ == "__main__":
     name, port, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     extra = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
     options = {"log_level": "warning", **extra}
-    uvicorn.run(APPS[name], factory=True, host="127.0.0.1", port=port, workers=workers, **options)
+    run_server(APPS[name], factory=True, host="127.0.0.1", port=port, workers=workers, **options)

@@ -180,7 +180,7 @@ def report(results: dict[str, dict[str, list[dict[str, float]]]], workers: list[
     rows.append((f"throughput, {conns} conns, {workers[0]} worker(s) (req/s)", f"{s:,.0f}", f"{b:,.0f}", f"{s / b:.2f}", ">= 0.60"))
     for field in ("p50_ms", "p99_ms"):
         s, b = med(first["seedtape_1c"], field), med(first["bare_1c"], field)
-        rows.append((f"latency {field[:3]}, 1 conn (ms)", f"{s:.3f}", f"{b:.3f}", f"+{s - b:.3f} ms",
+        rows.append((f"latency {field[:3]}, 1 conn (ms)", f"{s:.3f}", f"{b:.3f}", f"{s - b:+.3f} ms",
                      "<= +1 ms" if field == "p50_ms" else ""))
     for field in ("p50_ms", "p99_ms"):
         s, b = med(first["seedtape"], field), med(first["bare"], field)

@@ -56,8 +56,6 @@ def main() -> None:
 @click.option("--log-level", default="info", envvar=_env("LOG_LEVEL"), show_default=True)
 def serve(host: str, port: int, workers: int, upstream: str | None, log_level: str, **options: object) -> None:
     """Run the proxy."""
-    import uvicorn
-
     from .app import SETTINGS_ENV
 
     settings = Settings(upstream=upstream or default_upstream(), workers=workers, **options)  # type: ignore[arg-type]
@@ -68,7 +66,9 @@ def serve(host: str, port: int, workers: int, upstream: str | None, log_level: s
         f"cassettes {settings.cassettes_dir}/{settings.cassette}",
         err=True,
     )
-    uvicorn.run("seedtape.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level=log_level)
+    from .serving import run_server
+
+    run_server("seedtape.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level=log_level)
 
 
 @main.command()
