@@ -7,6 +7,7 @@ the same cassette folder.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ import openai
 
 from seedtape.app import create_app
 from seedtape.config import Settings
+from seedtape.coordination import AsyncLockContext, Coordinator
+from seedtape.exchange import MODE_HEADER
 
 from ._asgi import ASGIApp, LoopThread
 from .clients import DEFAULT_API_VERSION, DUMMY_KEY, _merge_headers
@@ -29,6 +32,29 @@ def default_stack() -> str:
     except ImportError:
         return "httpx"
     return "httpx2"
+
+
+class ThreadSafeCoordinator:
+    """A coordinator whose counters may be used from several threads at once."""
+
+    def __init__(self, inner: Coordinator) -> None:
+        self._inner = inner
+        self._lock = threading.Lock()
+
+    def next_occurrence(self, session: str, cassette: str, key: str) -> int:
+        with self._lock:
+            return self._inner.next_occurrence(session, cassette, key)
+
+    def key_lock(self, cassette: str, key: str) -> AsyncLockContext:
+        return self._inner.key_lock(cassette, key)  # only ever taken on the background loop
+
+    def incr(self, stat: str, amount: int = 1) -> None:
+        with self._lock:
+            self._inner.incr(stat, amount)
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return self._inner.stats()
 
 
 class InProcessProxy:
@@ -70,13 +96,21 @@ class InProcessProxy:
         if self._loop is None:
             self._loop = LoopThread()
             self._sync_app = create_app(self.settings)
+            # Replays run in the callers' threads (see LoopThread), so the counters
+            # they share with the background loop take a thread lock.
+            engine = self._sync_app.state.engine
+            engine.coordinator = ThreadSafeCoordinator(engine.coordinator)
         if self.http == "httpx2":
             import httpx2
 
-            return httpx2.Client(transport=httpx2_transport(self._sync_app, self._loop), base_url=IN_PROCESS_URL)
+            return httpx2.Client(transport=httpx2_transport(self._sync_app, self._loop, self._replays), base_url=IN_PROCESS_URL)
         import httpx
 
-        return httpx.Client(transport=httpx_transport(self._sync_app, self._loop), base_url=IN_PROCESS_URL)
+        return httpx.Client(transport=httpx_transport(self._sync_app, self._loop, self._replays), base_url=IN_PROCESS_URL)
+
+    def _replays(self, request: Any) -> bool:
+        """Will the app answer this request in replay mode (no upstream, no key lock)?"""
+        return request.headers.get(MODE_HEADER, self.settings.mode).strip().lower() == "replay"
 
     def async_http_client(self) -> Any:
         app = create_app(self.settings)
