@@ -136,6 +136,33 @@ def make_cassette(root: Path, cassette: str, n: int, *, stream: bool = False, jo
     return time.perf_counter() - started
 
 
+async def asgi_post(app: Any, path: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> tuple[int, bytes]:
+    """One POST straight into an ASGI app (no client_shim import: it pulls in openai)."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "headers": headers,
+             "scheme": "http", "path": path.decode(), "raw_path": path, "query_string": b"", "server": ("127.0.0.1", 80),
+             "client": ("127.0.0.1", 1), "root_path": ""}
+    sent = False
+    status = 0
+    parts: list[bytes] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            parts.append(message.get("body", b""))
+
+    await app(scope, receive, send)
+    return status, b"".join(parts)
+
+
 # statistics ------------------------------------------------------------------
 def percentile(values: Sequence[float], q: float) -> float:
     data = sorted(values)
