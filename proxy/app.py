@@ -44,7 +44,9 @@ def create_app(
 
     async def proxy(request: Request) -> Response:
         path = request.scope["path"]
-        target = match_route(request.method, path, request.query_params.get("api-version", ""))
+        # No query string (the OpenAI shapes): skip building query_params.
+        api_version = request.query_params.get("api-version", "") if request.scope["query_string"] else ""
+        target = match_route(request.method, path, api_version)
         try:
             if target is None:
                 return await forward_untouched(engine, request, settings)
