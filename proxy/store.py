@@ -32,7 +32,8 @@ from .prepared import Prepared, prepare
 
 Stamp = tuple[int, int]
 DISK_TIER_MIN_BYTES = 16 * 1024
-_MAX_FOLDERS = 1024  # validated cassette folders remembered (names come from request headers)
+_MAX_FOLDERS = 1024
+_INDEX_FORMAT = "2"  # part of every diskcache key: entries pickled by another layout are never read  # validated cassette folders remembered (names come from request headers)
 
 
 class _LRU:
@@ -195,7 +196,7 @@ class CassetteStore:
         if self._disk is None:
             return None
         try:
-            item = self._disk.get(ident)
+            item = self._disk.get(_INDEX_FORMAT + ":" + ident)
         except Exception:  # a corrupted cache is only a slower lookup
             return None
         if isinstance(item, tuple) and len(item) == 2 and item[0] == stamp and isinstance(item[1], Prepared):
@@ -206,7 +207,7 @@ class CassetteStore:
         if self._disk is None:
             return
         try:
-            self._disk.set(ident, item)
+            self._disk.set(_INDEX_FORMAT + ":" + ident, item)
         except Exception:
             pass
 
