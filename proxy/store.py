@@ -103,7 +103,7 @@ class CassetteStore:
         big = st.st_size >= DISK_TIER_MIN_BYTES
         prepared = self._disk_get(ident, stamp) if big else None
         if prepared is None:
-            prepared = prepare(read_recording(Path(ident)))
+            prepared = prepare(read_recording(ident))
             if big:
                 self._disk_put(ident, (stamp, prepared))
         if prepared.recording.key != key:
