@@ -143,9 +143,8 @@ def main() -> None:
                     procs[name] = stack.enter_context(c.server_process(
                         [c.PYTHON, str(c.HERE / "_serve.py"), name, str(ports[name]), str(w), args.uvicorn],
                         f"http://127.0.0.1:{ports[name]}/_seedtape/health", env))
-                for name in ("seedtape", "bare"):  # warm-up: index filled, code paths hot
-                    load_short = {"seconds": 1.0}
-                    (run_wrk(wrk, script, ports[name], args.connections, load_short["seconds"]) if wrk
+                for name in ("seedtape", "bare") if not args.quick else ():  # warm-up: index filled, code paths hot
+                    (run_wrk(wrk, script, ports[name], args.connections, 1.0) if wrk
                      else run_python(bodies_file, ports[name], args.connections, 1.0))
                 runs: dict[str, list[dict[str, float]]] = {"seedtape": [], "bare": [], "seedtape_1c": [], "bare_1c": []}
                 for _ in range(args.rounds):

@@ -7,6 +7,8 @@ Three arms, one process, the same interactions (chat completions), cassettes of 
               fixed bytes, no lookup at all: what any in-process replay can reach;
 * seedtape -- ``client_shim.InProcessProxy(mode="replay").openai()``: the SDK's
               httpx2 client on seedtape's in-process transport, no port;
+* seedtape async -- ``InProcessProxy.async_openai()`` (httpx2's ASGITransport), against
+              an async floor (AsyncOpenAI on a fixed-bytes async transport);
 * vcrpy    -- ``vcr.use_cassette`` as pytest-recording runs it (record_mode "none"),
               matching on method, scheme, host, port, path, query and body (the body
               is what tells LLM requests apart), allow_playback_repeats. vcrpy 9.4
@@ -109,6 +111,43 @@ def cold_calls(proxy: Any, client: Any, indices: list[int], budget_s: float) -> 
     return times
 
 
+def async_arms(tmp: Path, cassette: str, indices: list[int]) -> tuple[list[float], list[float]]:
+    """AsyncOpenAI: seedtape's in-process async client vs an async fixed-bytes floor (warm)."""
+    import asyncio
+
+    import httpx2
+    import openai
+
+    from client_shim import InProcessProxy
+
+    body = json.dumps(c.response_body(0), separators=(",", ":")).encode()
+
+    class FixedBytes(httpx2.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+            await request.aread()
+            return httpx2.Response(200, headers=[("content-type", "application/json")], content=body, request=request)
+
+    async def timed(client: Any) -> list[float]:
+        for i in indices[:50]:
+            await client.chat.completions.create(**c.request_body(i))
+        times = []
+        gc.collect()
+        for i in indices:
+            started = time.perf_counter()
+            await client.chat.completions.create(**c.request_body(i))
+            times.append(time.perf_counter() - started)
+        return times
+
+    async def both() -> tuple[list[float], list[float]]:
+        floor = openai.AsyncOpenAI(base_url=BASE, api_key="sk-bench", max_retries=0, http_client=httpx2.AsyncClient(transport=FixedBytes()))
+        proxy = InProcessProxy(mode="replay", cassettes_dir=tmp / "cassettes", cassette=cassette, cache_dir=tmp / f"cache-async-{cassette}")
+        seedtape = proxy.async_openai()
+        await timed(seedtape)  # every recording read once
+        return await timed(floor), await timed(seedtape)
+
+    return asyncio.run(both())
+
+
 def floor_client() -> Any:
     import httpx2
 
@@ -144,6 +183,10 @@ def bench_size(n: int, tmp: Path, calls: int, vcr_calls: int, vcr_budget: float,
     out["seedtape_warm"] = timed_calls(client, indices, 60)
     proxy.close()
 
+    out["async_floor"], out["seedtape_async"] = async_arms(tmp, f"n{n}", indices)
+
+    if not has_vcr():
+        return out
     import vcr
 
     cassette = tmp / f"vcr{n}.yaml"
@@ -159,17 +202,32 @@ def bench_size(n: int, tmp: Path, calls: int, vcr_calls: int, vcr_budget: float,
     return out
 
 
+def has_vcr() -> bool:
+    try:
+        import vcr.patch as vp
+    except ImportError:
+        return False
+    if not getattr(vp, "_Httpx2HttpTransport_handle_request", None):
+        sys.exit("this vcrpy does not patch httpx2: install vcrpy >= 9.4 (or give the SDK a legacy httpx client)")
+    return True
+
+
 def report(results: list[dict[str, Any]]) -> None:
     rows = []
     for r in results:
         floor = c.median(r["floor"]) * 1000
         for arm, label in (("seedtape_cold", "seedtape, file read"), ("seedtape_warm", "seedtape, repeat"), ("vcr", "vcrpy")):
+            if arm not in r:
+                continue
             ms = c.median(r[arm]) * 1000
             rows.append((f"{r['n']:,}", label, f"{ms:.3f}", f"{floor:.3f}", f"{ms / floor:.2f}x", len(r[arm]),
                          f"{c.percentile(r[arm], 0.99) * 1000:.3f}"))
+        afloor, ams = c.median(r["async_floor"]) * 1000, c.median(r["seedtape_async"]) * 1000
+        rows.append((f"{r['n']:,}", "seedtape async, repeat", f"{ams:.3f}", f"{afloor:.3f}", f"{ams / afloor:.2f}x",
+                     len(r["seedtape_async"]), f"{c.percentile(r['seedtape_async'], 0.99) * 1000:.3f}"))
     print(c.table(rows, ("recordings", "arm", "ms/call p50", "floor ms", "vs floor", "calls", "ms p99")))
     print()
-    print(c.table([(f"{r['n']:,}", f"{r['seedtape_start_s'] * 1000:.1f}", f"{r['vcr_load_s'] * 1000:.1f}") for r in results],
+    print(c.table([(f"{r['n']:,}", f"{r['seedtape_start_s'] * 1000:.1f}", f"{r.get('vcr_load_s', float('nan')) * 1000:.1f}") for r in results],
                   ("recordings", "seedtape start (ms)", "vcrpy cassette load (ms)")))
 
 
@@ -185,14 +243,10 @@ def main() -> None:
     if args.quick:
         args.sizes, args.calls, args.vcr_calls, args.vcr_budget = "10,200", 40, 20, 3.0
 
-    import httpx2  # noqa: F401
-    import vcr.patch as vp
-
-    if not getattr(vp, "_Httpx2HttpTransport_handle_request", None):
-        sys.exit("this vcrpy does not patch httpx2: install vcrpy >= 9.4 (or give the SDK a legacy httpx client)")
     import openai
 
-    print(f"in-process replay, openai {openai.__version__}, vcrpy {__import__('vcr').__version__}, SDK stack httpx2")
+    vcr_version = __import__("vcr").__version__ if has_vcr() else "not installed (pip install '.[bench]'): arm skipped"
+    print(f"in-process replay, openai {openai.__version__}, vcrpy {vcr_version}, SDK stack httpx2")
     rng = random.Random(7)
     results = []
     with tempfile.TemporaryDirectory(prefix="seedtape-bench-") as tmp:

@@ -9,7 +9,7 @@ after 20,000 distinct lookups; then disk used and how ``seedtape ls`` copes.
 
     python bench/scale.py                          # 100,000 (about a minute to generate)
     python bench/scale.py --scale 1000000 --dir /var/tmp/seedtape-1m --keep
-    python bench/scale.py --quick                  # 2,000, for the smoke test
+    python bench/scale.py --quick                  # 500, for the smoke test
 
 Generated cassettes are reused from ``--dir`` when a marker says they are complete.
 """
@@ -119,7 +119,7 @@ def main() -> None:
         print(json.dumps(probe(Path(root), cassette, int(n), int(lookups), int(fill))))
         return
     if args.quick:
-        args.scale, args.lookups, args.fill = 2000, 200, 2000
+        args.scale, args.lookups, args.fill = 500, 100, 500
 
     base = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="seedtape-scale-"))
     root = base / "cassettes"
