@@ -44,3 +44,26 @@ def test_encoded_response_headers_match_starlette() -> None:
     assert response.headers["x-seedtape-expired"] == "3.0"
     empty = episode_response(prepare_episode(1, {"status": 204, "headers": {}, "body": None}), {})
     assert "content-length" not in empty.headers
+
+
+def test_proxy_dispatch_keeps_admin_routes_and_method_checks(tmp_path) -> None:
+    import httpx
+
+    from seedtape.app import create_app
+    from seedtape.config import Settings
+
+    app = create_app(Settings(mode="replay", upstream="http://127.0.0.1:9", cassettes_dir=tmp_path / "c", cache_dir=tmp_path / "k"))
+
+    async def run() -> None:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            assert (await client.get("/_seedtape/health")).json()["status"] == "ok"
+            assert (await client.get("/_seedtape/stats")).json()["requests"] == 0
+            miss = await client.post("/v1/chat/completions", json={"model": "m", "messages": []})
+            assert miss.status_code == 404 and miss.json()["error"]["type"] == "seedtape_cassette_miss"
+            assert miss.headers["x-seedtape-mode"] == "replay"
+            assert (await client.request("TRACE", "/v1/chat/completions")).status_code == 405
+            assert (await client.get("/_seedtape/stats")).json()["requests"] == 1
+
+    import anyio
+
+    anyio.run(run)
