@@ -12,7 +12,10 @@ import json
 import sys
 from pathlib import Path
 
-from seedtape.serving import run_server
+try:
+    from seedtape.serving import run_server
+except ImportError:  # a seedtape from before run_server (to measure an older version)
+    from uvicorn import run as run_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

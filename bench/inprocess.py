@@ -104,7 +104,7 @@ def cold_calls(proxy: Any, client: Any, indices: list[int], budget_s: float) -> 
     gc.collect()
     for i in indices:
         store._memory = _LRU(4096)
-        exchange._memo.clear()
+        getattr(exchange, "_memo", {}).clear()
         times.append(call(client, i))
         if time.perf_counter() > deadline:
             break
@@ -161,7 +161,7 @@ def floor_client() -> Any:
     return sdk_client(httpx2.Client(transport=FixedBytes()))
 
 
-def bench_size(n: int, tmp: Path, calls: int, vcr_calls: int, vcr_budget: float, rng: random.Random) -> dict[str, Any]:
+def bench_size(n: int, tmp: Path, calls: int, vcr_calls: int, vcr_budget: float, rng: random.Random, no_vcr: bool = False) -> dict[str, Any]:
     from client_shim import InProcessProxy
 
     c.make_cassette(tmp / "cassettes", f"n{n}", n)
@@ -185,7 +185,7 @@ def bench_size(n: int, tmp: Path, calls: int, vcr_calls: int, vcr_budget: float,
 
     out["async_floor"], out["seedtape_async"] = async_arms(tmp, f"n{n}", indices)
 
-    if not has_vcr():
+    if no_vcr or not has_vcr():
         return out
     import vcr
 
@@ -237,6 +237,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=400, help="timed calls per seedtape/floor arm")
     parser.add_argument("--vcr-calls", type=int, default=200)
     parser.add_argument("--vcr-budget", type=float, default=15.0, help="seconds of vcrpy calls per size at most")
+    parser.add_argument("--no-vcr", action="store_true", help="leave the vcrpy arm out")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", dest="json_out", default=None)
     args = parser.parse_args()
@@ -251,7 +252,7 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="seedtape-bench-") as tmp:
         for n in [int(s) for s in args.sizes.split(",")]:
-            results.append(bench_size(n, Path(tmp), args.calls, args.vcr_calls, args.vcr_budget, rng))
+            results.append(bench_size(n, Path(tmp), args.calls, args.vcr_calls, args.vcr_budget, rng, args.no_vcr))
             print(f"  {n:,} recordings done", file=sys.stderr)
     report(results)
     c.emit_json(args.json_out, results)
