@@ -16,7 +16,8 @@ Three arms, one process, the same interactions (chat completions), cassettes of 
               httpx2 client here too (checked at start).
 
 Per-call cost is the median over calls that each ask for a recording picked uniformly
-across the cassette. "file read": before each call seedtape's in-memory tier and key
+across the cassette; every arm's calls alternate with floor calls (the floor column of
+its row), so the noise of this shared machine lands on both. "file read": before each call seedtape's in-memory tier and key
 memo are emptied, so every call stats, reads, parses and encodes its file (a test
 run's first replay of each recording); "repeat": the same calls again, warm. vcrpy's cassette load (the
 whole file, at ``use_cassette``) is shown apart from its per-call cost.
@@ -80,35 +81,40 @@ def check(client: Any, i: int) -> None:
         raise AssertionError(f"wrong answer for request {i}: {content[-20:]!r}")
 
 
-def timed_calls(client: Any, indices: list[int], budget_s: float) -> list[float]:
+def paired(floor: Any, client: Any, indices: list[int], budget_s: float, before: Any = None) -> tuple[list[float], list[float]]:
+    """Floor and arm called alternately (order swapped every call), so the machine's
+    noise lands on both alike; ``before`` runs untimed before each arm call."""
+    floors: list[float] = []
     times: list[float] = []
     deadline = time.perf_counter() + budget_s
     gc.collect()
-    for i in indices:
+    for k, i in enumerate(indices):
+        if k % 2:
+            floors.append(call(floor, i))
+        if before is not None:
+            before()
         times.append(call(client, i))
+        if not k % 2:
+            floors.append(call(floor, i))
         if time.perf_counter() > deadline:
             break
-    return times
+    return floors, times
 
 
-def cold_calls(proxy: Any, client: Any, indices: list[int], budget_s: float) -> list[float]:
-    """Each call reads its recording's file: the in-memory tier and the key memo are
-    emptied before every call (outside the timed part) -- what the first replay of a
-    recording in a test run costs, measurable at any cassette size."""
+def emptier(proxy: Any) -> Any:
+    """Empties seedtape's in-memory tier and key memo: the next call stats, reads,
+    parses and encodes its file -- a test run's first replay of a recording,
+    measurable at any cassette size."""
     from seedtape import exchange
     from seedtape.store import _LRU
 
     store = proxy._sync_app.state.engine.store
-    times: list[float] = []
-    deadline = time.perf_counter() + budget_s
-    gc.collect()
-    for i in indices:
+
+    def empty() -> None:
         store._memory = _LRU(4096)
         getattr(exchange, "_memo", {}).clear()
-        times.append(call(client, i))
-        if time.perf_counter() > deadline:
-            break
-    return times
+
+    return empty
 
 
 def async_arms(tmp: Path, cassette: str, indices: list[int]) -> tuple[list[float], list[float]]:
@@ -127,23 +133,25 @@ def async_arms(tmp: Path, cassette: str, indices: list[int]) -> tuple[list[float
             await request.aread()
             return httpx2.Response(200, headers=[("content-type", "application/json")], content=body, request=request)
 
-    async def timed(client: Any) -> list[float]:
-        for i in indices[:50]:
-            await client.chat.completions.create(**c.request_body(i))
-        times = []
-        gc.collect()
-        for i in indices:
-            started = time.perf_counter()
-            await client.chat.completions.create(**c.request_body(i))
-            times.append(time.perf_counter() - started)
-        return times
+    async def timed(client: Any, i: int) -> float:
+        started = time.perf_counter()
+        await client.chat.completions.create(**c.request_body(i))
+        return time.perf_counter() - started
 
     async def both() -> tuple[list[float], list[float]]:
         floor = openai.AsyncOpenAI(base_url=BASE, api_key="sk-bench", max_retries=0, http_client=httpx2.AsyncClient(transport=FixedBytes()))
         proxy = InProcessProxy(mode="replay", cassettes_dir=tmp / "cassettes", cassette=cassette, cache_dir=tmp / f"cache-async-{cassette}")
         seedtape = proxy.async_openai()
-        await timed(seedtape)  # every recording read once
-        return await timed(floor), await timed(seedtape)
+        for i in indices:  # every recording read once
+            await timed(seedtape, i)
+        floors, times = [], []
+        gc.collect()
+        for k, i in enumerate(indices):
+            pair = (floor, seedtape) if k % 2 else (seedtape, floor)
+            first, second = await timed(pair[0], i), await timed(pair[1], i)
+            floors.append(first if pair[0] is floor else second)
+            times.append(second if pair[0] is floor else first)
+        return floors, times
 
     return asyncio.run(both())
 
@@ -170,20 +178,20 @@ def bench_size(n: int, tmp: Path, calls: int, vcr_calls: int, vcr_budget: float,
     out: dict[str, Any] = {"n": n}
 
     floor = floor_client()
-    timed_calls(floor, indices[:50], 5)
-    out["floor"] = timed_calls(floor, indices, 60)
+    for i in indices[:50]:
+        call(floor, i)
 
     started = time.perf_counter()
     proxy = InProcessProxy(mode="replay", cassettes_dir=tmp / "cassettes", cassette=f"n{n}", cache_dir=tmp / f"cache{n}")
     client = proxy.openai()
     out["seedtape_start_s"] = time.perf_counter() - started
     check(client, distinct[0])
-    out["seedtape_cold"] = cold_calls(proxy, client, indices, 60)
-    timed_calls(client, indices, 60)
-    out["seedtape_warm"] = timed_calls(client, indices, 60)
+    out["floor_seedtape_cold"], out["seedtape_cold"] = paired(floor, client, indices, 60, emptier(proxy))
+    paired(floor, client, indices, 60)
+    out["floor_seedtape_warm"], out["seedtape_warm"] = paired(floor, client, indices, 60)
     proxy.close()
 
-    out["async_floor"], out["seedtape_async"] = async_arms(tmp, f"n{n}", indices)
+    out["floor_seedtape_async"], out["seedtape_async"] = async_arms(tmp, f"n{n}", indices)
 
     if no_vcr or not has_vcr():
         return out
@@ -197,7 +205,7 @@ def bench_size(n: int, tmp: Path, calls: int, vcr_calls: int, vcr_budget: float,
     with recorder.use_cassette(str(cassette), allow_playback_repeats=True) as cass:
         out["vcr_load_s"] = time.perf_counter() - started
         check(vclient, indices[0])
-        out["vcr"] = timed_calls(vclient, [rng.randrange(n) for _ in range(vcr_calls)], vcr_budget)
+        out["floor_vcr"], out["vcr"] = paired(floor, vclient, [rng.randrange(n) for _ in range(vcr_calls)], vcr_budget)
         out["vcr_played"] = cass.play_count
     return out
 
@@ -214,17 +222,15 @@ def has_vcr() -> bool:
 
 def report(results: list[dict[str, Any]]) -> None:
     rows = []
+    arms = (("seedtape_cold", "seedtape, file read"), ("seedtape_warm", "seedtape, repeat"), ("vcr", "vcrpy"),
+            ("seedtape_async", "seedtape async, repeat"))
     for r in results:
-        floor = c.median(r["floor"]) * 1000
-        for arm, label in (("seedtape_cold", "seedtape, file read"), ("seedtape_warm", "seedtape, repeat"), ("vcr", "vcrpy")):
+        for arm, label in arms:
             if arm not in r:
                 continue
-            ms = c.median(r[arm]) * 1000
+            ms, floor = c.median(r[arm]) * 1000, c.median(r["floor_" + arm]) * 1000
             rows.append((f"{r['n']:,}", label, f"{ms:.3f}", f"{floor:.3f}", f"{ms / floor:.2f}x", len(r[arm]),
                          f"{c.percentile(r[arm], 0.99) * 1000:.3f}"))
-        afloor, ams = c.median(r["async_floor"]) * 1000, c.median(r["seedtape_async"]) * 1000
-        rows.append((f"{r['n']:,}", "seedtape async, repeat", f"{ams:.3f}", f"{afloor:.3f}", f"{ams / afloor:.2f}x",
-                     len(r["seedtape_async"]), f"{c.percentile(r['seedtape_async'], 0.99) * 1000:.3f}"))
     print(c.table(rows, ("recordings", "arm", "ms/call p50", "floor ms", "vs floor", "calls", "ms p99")))
     print()
     print(c.table([(f"{r['n']:,}", f"{r['seedtape_start_s'] * 1000:.1f}", f"{r.get('vcr_load_s', float('nan')) * 1000:.1f}") for r in results],
