@@ -217,14 +217,19 @@ def wait_http(url: str, timeout: float = 20.0) -> None:
 @contextmanager
 def server_process(args: list[str], health_url: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """Run a server command (its own process group) until the block ends."""
-    proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    import tempfile
+
+    errors = tempfile.TemporaryFile()  # not a pipe: a chatty server must never block on it
+    proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=errors,
                             start_new_session=True)
     try:
         try:
             wait_http(health_url)
         except RuntimeError:
             proc.kill()
-            err = proc.communicate(timeout=5)[1].decode(errors="replace")
+            proc.wait(timeout=5)
+            errors.seek(0)
+            err = errors.read().decode(errors="replace")
             raise RuntimeError(f"{' '.join(args)} failed:\n{err[-2000:]}") from None
         yield proc
     finally:
@@ -235,6 +240,7 @@ def server_process(args: list[str], health_url: str, env: dict[str, str] | None 
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, 9)
                 proc.wait(timeout=5)
+        errors.close()
 
 
 def rss_mb(pid: int | None = None) -> float:
