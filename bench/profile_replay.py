@@ -33,7 +33,7 @@ def drive(app, bodies: list[bytes], rounds: int) -> list[float]:
     async def run() -> list[float]:
         times = []
         headers = [(b"content-type", b"application/json"), (b"host", b"127.0.0.1")]
-        for r in range(rounds):
+        for _ in range(rounds):
             for body in bodies:
                 started = time.perf_counter()
                 status, _, _ = await call_asgi(app, "POST", "http", "127.0.0.1", 80, PATH, b"", headers, body)
