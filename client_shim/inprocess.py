@@ -20,6 +20,7 @@ from openai import AsyncAzureOpenAI, AsyncOpenAI, AzureOpenAI, OpenAI
 from seedtape.app import create_app
 from seedtape.config import SIM_UPSTREAM, Settings, default_upstream
 from seedtape.engine import Engine
+from seedtape.exchange import MODE_HEADER
 
 from ._asgi import ASGIApp, LoopThread
 from ._shared import Miss, MissRecorder, SharedCoordinator
@@ -152,12 +153,18 @@ class InProcessProxy:
         """A sync ``httpx2.Client`` or ``httpx.Client`` answered by the in-process app."""
         if self._loop is None:
             self._loop = LoopThread()
+            # Replays run in the callers' threads (see LoopThread); the shared
+            # coordinator's counters take a thread lock, so they may.
             self._sync_app = self._new_app()
         if self.http == "httpx2":
             import httpx2
 
-            return httpx2.Client(transport=httpx2_transport(self._sync_app, self._loop), base_url=IN_PROCESS_URL)
-        return httpx.Client(transport=httpx_transport(self._sync_app, self._loop), base_url=IN_PROCESS_URL)
+            return httpx2.Client(transport=httpx2_transport(self._sync_app, self._loop, self._replays), base_url=IN_PROCESS_URL)
+        return httpx.Client(transport=httpx_transport(self._sync_app, self._loop, self._replays), base_url=IN_PROCESS_URL)
+
+    def _replays(self, request: Any) -> bool:
+        """Will the app answer this request in replay mode (no upstream, no key lock)?"""
+        return request.headers.get(MODE_HEADER, self.settings.mode).strip().lower() == "replay"
 
     def async_http_client(self) -> Any:
         """An async client over the library's own ``ASGITransport``, with an app of its own."""

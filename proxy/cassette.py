@@ -97,9 +97,11 @@ def file_name(key: str) -> str:
     return key[:KEY_PREFIX_LEN] + ".json"
 
 
-def read_recording(path: Path) -> Recording:
+def read_recording(path: Path | str) -> Recording:
     try:
-        text = path.read_text(encoding="utf-8")
+        # Bytes then decode, and a str path: no pathlib, no text wrapper on the replay path.
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CassetteError(f"{path}: not UTF-8 ({exc.reason})") from exc
     try:

@@ -61,10 +61,10 @@ def main() -> None:
 @click.option("--redact-path", "redact_paths", multiple=True, metavar="PATH",
               help="Replace this JSON path in stored bodies, e.g. messages.*.content or user (repeatable).")
 @click.option("--log-level", default="info", envvar=_env("LOG_LEVEL"), show_default=True)
-def serve(host: str, port: int, workers: int, upstream: str | None, log_level: str, insecure: bool, **options: object) -> None:
+@click.option("--access-log/--no-access-log", default=False, envvar=_env("ACCESS_LOG"), show_default=True,
+              help="A line per request (costs ~a quarter of replay throughput; every response's x-seedtape-* headers say what happened).")
+def serve(host: str, port: int, workers: int, upstream: str | None, log_level: str, insecure: bool, access_log: bool, **options: object) -> None:
     """Run the proxy."""
-    import uvicorn
-
     from .app import SETTINGS_ENV
     from .security import bind_refusal, is_loopback
 
@@ -89,7 +89,9 @@ def serve(host: str, port: int, workers: int, upstream: str | None, log_level: s
         f"cassettes {settings.cassettes_dir}/{settings.cassette}",
         err=True,
     )
-    uvicorn.run("seedtape.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level=log_level)
+    from .serving import run_server
+
+    run_server("seedtape.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level=log_level, access_log=access_log)
 
 
 def _prepare_shared_cache(settings: Settings) -> None:

@@ -41,10 +41,21 @@ def first_words(text: str, count: int = FIRST_WORDS) -> str:
     return " ".join(words[:count]) + (" ..." if len(words) > count else "")
 
 
+# Up to this many recordings ``ls`` reads every file (exact broken-file count); beyond
+# it reads only the rows it prints and counts the rest from the folder listing.
+FULL_SCAN_MAX = 10_000
+
+
 def print_listing(root: Path, only: str | None, limit: int, console: Console | None = None) -> None:
     console = console or _console()
     store = CassetteStore(root, None)
     names = [only] if only else store.cassettes()
+    counts = {name: store.count(name) for name in names}
+    total = sum(counts.values())
+    if total == 0:
+        console.print(f"no recordings under {root}")
+        return
+    full = total <= FULL_SCAN_MAX
     table = Table(box=None, pad_edge=False)
     table.add_column("cassette", max_width=30, no_wrap=True, overflow="ellipsis")
     table.add_column("key", no_wrap=True, min_width=16)
@@ -53,10 +64,11 @@ def print_listing(root: Path, only: str | None, limit: int, console: Console | N
     table.add_column("model", max_width=20, no_wrap=True, overflow="ellipsis")
     table.add_column("seed", justify="right")
     table.add_column("answer (first words)", no_wrap=True, overflow="ellipsis", max_width=50)
-    shown = total = broken = 0
+    shown = broken = 0
     for name in names:
-        for path, recording in store.recordings(name):
-            total += 1
+        if not full and shown >= limit:
+            break
+        for path, recording in store.recordings(name, limit=None if full else limit - shown):
             if isinstance(recording, CassetteError):
                 broken += 1
                 if shown < limit:
@@ -66,13 +78,29 @@ def print_listing(root: Path, only: str | None, limit: int, console: Console | N
             if shown < limit:
                 table.add_row(*_row(name, recording))
                 shown += 1
-    if total == 0:
-        console.print(f"no recordings under {root}")
-        return
-    console.print(table)
+    if shown:
+        console.print(table)
     hidden = total - shown
+    if hidden and len(names) > 1:
+        _print_counts(console, counts, limit)
     tail = f" ({hidden} not shown: use --cassette or --limit)" if hidden else ""
-    console.print(f"{total} recording(s) in {len(names)} cassette(s){tail}" + (f", {broken} broken" if broken else ""))
+    if broken:
+        tail += f", {broken} broken" + ("" if full else " among those shown (files not shown are counted, not read)")
+    console.print(f"{total} recording(s) in {len(names)} cassette(s){tail}")
+
+
+def _print_counts(console: Console, counts: dict[str, int], limit: int) -> None:
+    """Recordings per cassette, largest first: the summary when rows are left out."""
+    table = Table(box=None, pad_edge=False)
+    table.add_column("cassette", no_wrap=True, overflow="ellipsis", max_width=60)
+    table.add_column("recordings", justify="right")
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    for name, count in ranked[:limit]:
+        table.add_row(name, str(count))
+    console.print()
+    console.print(table)
+    if len(ranked) > limit:
+        console.print(f"... and {len(ranked) - limit} more cassette(s)")
 
 
 def _row(cassette: str, recording: Recording) -> tuple[str, ...]:

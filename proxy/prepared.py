@@ -26,6 +26,8 @@ class PreparedEpisode:
     body: bytes | None
     events: tuple[tuple[int, bytes], ...] | None
     recorded_epoch: float = 0.0  # for --max-age; 0 when the episode has no recorded_at
+    # ``headers`` as the bytes a server sends (lower-case names): encoded here, once.
+    raw_headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +56,13 @@ def prepare_episode(number: int, episode: dict[str, Any]) -> PreparedEpisode:
     if is_stream(episode):
         headers.setdefault("content-type", "text/event-stream; charset=utf-8")
         events = tuple((int(e.get("ms", 0)), encode_event(e.get("data"), e.get("event"))) for e in episode["events"])
-        return PreparedEpisode(number, episode["status"], tuple(headers.items()), None, events, epoch)
+        return PreparedEpisode(number, episode["status"], tuple(headers.items()), None, events, epoch, _raw(headers))
     headers.setdefault("content-type", "application/json")
-    return PreparedEpisode(number, episode["status"], tuple(headers.items()), encode_json(episode.get("body")), None, epoch)
+    return PreparedEpisode(number, episode["status"], tuple(headers.items()), encode_json(episode.get("body")), None, epoch, _raw(headers))
+
+
+def _raw(headers: dict[str, str]) -> tuple[tuple[bytes, bytes], ...]:
+    return tuple((str(k).lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in headers.items())
 
 
 def prepare(recording: Recording) -> Prepared:
