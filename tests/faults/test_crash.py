@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from seedtape.store import DISK_TIER_MIN_BYTES
 import openai
 import pytest
 from click.testing import CliRunner
@@ -144,7 +146,9 @@ def test_leftover_temp_files_do_not_break_the_next_start_and_stale_ones_are_remo
 
 def record_two(proxy_factory: Callable[..., RunningProxy]) -> tuple[RunningProxy, list[dict[str, Any]], list[Any]]:
     recorder = proxy_factory(mode="auto")
-    bodies = [{"model": "gpt-4", "messages": PANDA, "seed": seed} for seed in (1, 2)]
+    # Long prompts: the diskcache tier only indexes recordings of DISK_TIER_MIN_BYTES or more.
+    long_prompt = [*PANDA, {"role": "user", "content": "Remember this: " + "bamboo " * (DISK_TIER_MIN_BYTES // 6)}]
+    bodies = [{"model": "gpt-4", "messages": long_prompt, "seed": seed} for seed in (1, 2)]
     answers = [httpx.post(recorder.url + CHAT, json=b, headers=AUTH).json() for b in bodies]
     return recorder, bodies, answers
 
