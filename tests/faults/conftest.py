@@ -20,7 +20,7 @@ from ._helpers import echo_upstream
 
 @pytest.fixture
 def serve_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., tuple[Result, dict[str, Any] | None]]:
-    """``seedtape serve ARGS`` with uvicorn.run replaced: what it would have listened on.
+    """``seedtape serve ARGS`` with the server start replaced: what it would have listened on.
 
     Run in a temporary folder: the default cassettes and cache folders are relative.
     """
@@ -35,7 +35,7 @@ def serve_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., 
         def fake_run(app: str, **options: Any) -> None:
             calls.append({**options, "settings": json.loads(os.environ[SETTINGS_ENV])})
 
-        monkeypatch.setattr("uvicorn.run", fake_run)
+        monkeypatch.setattr("seedtape.serving.run_server", fake_run)
         result = CliRunner().invoke(main, ["serve", "--upstream", "sim", *args])
         return result, calls[0] if calls else None
 
