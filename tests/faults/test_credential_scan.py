@@ -50,7 +50,7 @@ def every_route(client: openai.OpenAI) -> list[Callable[[], Any]]:
 def test_every_route_and_mode_writes_no_credential_anywhere(tmp_path: Path, sim: Any, sim_url: str) -> None:
     cassettes, cache, logs, reports = (tmp_path / d for d in ("cassettes", "cache", "logs", "reports"))
     args = ["--upstream", sim_url, "--cassettes", str(cassettes), "--cache-dir", str(cache), "--auth-token", TOKEN,
-            "--partition-by-credential", "--record-errors", "--log-level", "debug", "--workers", "2"]
+            "--partition-by-credential", "--record-errors", "--log-level", "debug", "--access-log", "--workers", "2"]
     calls = 0
     with serving(args, tmp_path, logs / "serve.log", headers={"x-seedtape-token": TOKEN}) as server:
         for mode in MODES:
