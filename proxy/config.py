@@ -90,4 +90,5 @@ class Settings:
         data = json.loads(text)
         known = {f.name for f in fields(cls)}
         tuples = {f.name for f in fields(cls) if str(f.type).startswith("tuple")}
-        return cls(**{k: tuple(v) if k in tuples else v for k, v in data.items() if k in known})
+        values: dict[str, Any] = {k: tuple(v) if k in tuples else v for k, v in data.items() if k in known}
+        return cls(**values)

@@ -511,7 +511,8 @@ def value_for_schema(schema: Mapping[str, Any], name: str, prompt: str, rng: Ran
             for k, v in props.items()
         }
     if kind == "array":
-        item = schema.get("items") if isinstance(schema.get("items"), Mapping) else {}
+        items = schema.get("items")
+        item: Mapping[str, Any] = items if isinstance(items, Mapping) else {}
         return [value_for_schema(item, name, prompt, rng, depth + 1)]
     if kind == "integer":
         numbers = re.findall(r"\b\d+\b", prompt)

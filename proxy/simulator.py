@@ -483,7 +483,7 @@ class Simulator:
         out = self._envelope("text_completion", "cmpl-")
         out["choices"] = choices
         prompt_tokens = sum(_words(p) for p in prompts)
-        completion_tokens = sum(_words(c["text"]) for c in choices)
+        completion_tokens = sum(_words(str(c["text"])) for c in choices)
         out["usage"] = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
@@ -493,7 +493,7 @@ class Simulator:
             return out
         events: list[Any] = []
         for choice in choices:
-            for piece in _pieces(choice["text"]):
+            for piece in _pieces(str(choice["text"])):
                 events.append({**out, "choices": [{**choice, "text": piece, "finish_reason": None}]})
             events.append({**out, "choices": [{**choice, "text": "", "finish_reason": choice["finish_reason"]}]})
         for event in events:
@@ -535,7 +535,7 @@ class Simulator:
     def _stream(self, events: list[Any], headers: dict[str, str], fault: Mapping[str, Any] | None) -> Response:
         delay = self.config.stream_delay_ms / 1000
         kind = fault.get("kind") if fault else None
-        reset_after = int(fault["after_chunks"]) if kind == "reset_mid_stream" else None
+        reset_after = int(fault["after_chunks"]) if fault and kind == "reset_mid_stream" else None
 
         async def body() -> AsyncIterator[bytes]:
             for n, event in enumerate(events):

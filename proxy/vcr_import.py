@@ -447,9 +447,11 @@ class _Writer:
             try:
                 recording = read_recording(path) if path.exists() else None
             except CassetteError as exc:
-                return self._broken(path, f"{exc}; not overwritten")
+                self._broken(path, f"{exc}; not overwritten")
+                return None
             if recording is not None and recording.key != key:
-                return self._broken(path, f"{path}: holds key {recording.key[:16]}…, not {key[:16]}…; not overwritten")
+                self._broken(path, f"{path}: holds key {recording.key[:16]}…, not {key[:16]}…; not overwritten")
+                return None
             request = {**converted.target.as_dict(), "body": converted.body}
             self.recordings[path] = recording or Recording(key=key, request=request)
         return self.recordings[path]

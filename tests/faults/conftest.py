@@ -25,18 +25,19 @@ def serve_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., 
     Run in a temporary folder: the default cassettes and cache folders are relative.
     """
     monkeypatch.chdir(tmp_path)
-    for name in ("SEEDTAPE_HOST", "SEEDTAPE_AUTH_TOKEN", "SEEDTAPE_WORKERS"):
+    for name in ("SEEDTAPE_HOST", "SEEDTAPE_AUTH_TOKEN", "SEEDTAPE_WORKERS", "SEEDTAPE_UPSTREAM", "SEEDTAPE_MODE", "SEEDTAPE_PORT", "SEEDTAPE_CASSETTE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv(SETTINGS_ENV, "")  # restored after the test
 
-    def run(*args: str) -> tuple[Result, dict[str, Any] | None]:
+    def run(*args: str, upstream: str | None = "sim") -> tuple[Result, dict[str, Any] | None]:
         calls: list[dict[str, Any]] = []
 
         def fake_run(app: str, **options: Any) -> None:
             calls.append({**options, "settings": json.loads(os.environ[SETTINGS_ENV])})
 
         monkeypatch.setattr("seedtape.serving.run_server", fake_run)
-        result = CliRunner().invoke(main, ["serve", "--upstream", "sim", *args])
+        chosen = ["--upstream", upstream] if upstream else []
+        result = CliRunner().invoke(main, ["serve", *chosen, *args])
         return result, calls[0] if calls else None
 
     return run

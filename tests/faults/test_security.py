@@ -158,3 +158,23 @@ def security_partition(credential: str) -> str:
     import hashlib
 
     return hashlib.sha256(("seedtape-partition/1\0" + credential).encode()).hexdigest()[:32]
+
+
+def test_serve_settings_come_from_seedtape_variables_and_azure_endpoint(
+    serve_cli: Callable[..., tuple[Result, dict[str, Any] | None]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEEDTAPE_MODE", "replay")
+    monkeypatch.setenv("SEEDTAPE_CASSETTE", "suite/alpha")
+    monkeypatch.setenv("SEEDTAPE_PORT", "9911")
+    result, listened = serve_cli()
+    assert result.exit_code == 0 and listened is not None
+    assert (listened["port"], listened["settings"]["mode"], listened["settings"]["cassette"]) == (9911, "replay", "suite/alpha")
+
+
+def test_upstream_defaults_to_the_azure_endpoint_then_openai(
+    serve_cli: Callable[..., tuple[Result, dict[str, Any] | None]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://my-resource.openai.azure.com")
+    assert serve_cli(upstream=None)[1]["settings"]["upstream"] == "https://my-resource.openai.azure.com"  # type: ignore[index]
+    monkeypatch.delenv("AZURE_OPENAI_ENDPOINT")
+    assert serve_cli(upstream=None)[1]["settings"]["upstream"] == "https://api.openai.com"  # type: ignore[index]
