@@ -208,7 +208,7 @@ class Engine:
         try:
             prepared = self.load(exchange)
             if prepared is not None and prepared.episodes:
-                return self.serve(exchange, pick(prepared, exchange.occurrence))
+                return await self.serve_recorded(exchange, prepared)
             response = await self.record(exchange)
         except BaseException:
             await held.release()
