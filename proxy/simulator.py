@@ -185,14 +185,16 @@ def _pieces(text: str) -> list[str]:
 class Simulator:
     """The simulated service: a config, call counters, a fault queue and the ASGI app."""
 
-    def __init__(self, config: SimConfig | None = None) -> None:
+    def __init__(self, config: SimConfig | None = None, entropy_seed: int | None = None) -> None:
         self.config = config or SimConfig()
         self.calls = 0
         self.calls_by_route: Counter[str] = Counter()
         self.requests: deque[dict[str, Any]] = deque(maxlen=100)  # credentials redacted
         self._faults: deque[dict[str, Any]] = deque()
         self._lock = threading.Lock()  # tests poke the simulator from another thread than uvicorn's
-        self._entropy = random.Random()
+        # What a real service leaves to chance (unseeded samples, seed drift); a test
+        # that measures rates fixes it, so its sample is the same on every run.
+        self._entropy = random.Random(entropy_seed)
         _quiet_resets()
         admin = [
             Route("/_sim/state", self._state, methods=["GET"]),
@@ -553,9 +555,9 @@ class Simulator:
         return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
 
 
-def create_simulator(config: SimConfig | None = None) -> Simulator:
+def create_simulator(config: SimConfig | None = None, entropy_seed: int | None = None) -> Simulator:
     """A fresh simulator (its own counters, faults and app)."""
-    return Simulator(config)
+    return Simulator(config, entropy_seed)
 
 
 def run_simulator(host: str = "127.0.0.1", port: int = 8788, config: SimConfig | None = None) -> None:
