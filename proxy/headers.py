@@ -35,18 +35,23 @@ HOP_BY_HOP = frozenset(
         "accept-encoding",
     }
 )
+_HOP_BUT_ENCODING = HOP_BY_HOP - {"accept-encoding"}
 SEEDTAPE_PREFIX = "x-seedtape-"
+DECODABLE_ENCODINGS = "gzip, deflate"  # decoded by httpx with the standard library alone
 
 
 def upstream_request_headers(headers: Iterable[tuple[str, str]], keep_encoding: bool = False) -> list[tuple[str, str]]:
     """Client headers to forward: all but hop-by-hop and our own ``x-seedtape-*``.
 
-    On recorded routes ``accept-encoding`` is dropped so the upstream client asks only
-    for encodings it can decode itself; bodies are then stored decoded. Untouched
-    forwards keep it and pass the encoded bytes through as they are.
+    On recorded routes the client's ``accept-encoding`` is replaced by the encodings
+    httpx always decodes itself; bodies are then stored decoded. Untouched forwards keep
+    it and pass the encoded bytes through as they are.
     """
-    dropped = HOP_BY_HOP - {"accept-encoding"} if keep_encoding else HOP_BY_HOP
-    return [(k, v) for k, v in headers if k.lower() not in dropped and not k.lower().startswith(SEEDTAPE_PREFIX)]
+    if keep_encoding:
+        return [(k, v) for k, v in headers if k.lower() not in _HOP_BUT_ENCODING and not k.lower().startswith(SEEDTAPE_PREFIX)]
+    kept = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP and not k.lower().startswith(SEEDTAPE_PREFIX)]
+    kept.append(("accept-encoding", DECODABLE_ENCODINGS))
+    return kept
 
 
 def client_response_headers(headers: Iterable[tuple[str, str]], decoded: bool = True) -> list[tuple[str, str]]:
