@@ -292,6 +292,18 @@ def test_gzip_upstream_is_decoded_and_stored_decoded(proxy_factory: Callable[...
     assert json.loads(path.read_text())["episodes"][0]["body"]["object"] == "chat.completion"
 
 
+def test_recorded_routes_ask_upstream_only_for_encodings_seedtape_decodes(proxy: RunningProxy, sim: Any) -> None:
+    """The client's accept-encoding (here one naming brotli) is not what goes upstream:
+    seedtape stores bodies decoded, so it asks for what httpx decodes by itself."""
+    raw = httpx.post(
+        proxy.url + "/v1/chat/completions",
+        json={"model": "gpt-4", "messages": PANDA, "seed": 10},
+        headers={"authorization": f"Bearer {OPENAI_KEY}", "accept-encoding": "br"},
+    )
+    assert raw.status_code == 200
+    assert sim.requests[-1]["headers"]["accept-encoding"] == "gzip, deflate"
+
+
 def test_health_and_stats(proxy: RunningProxy, sim: Any) -> None:
     assert httpx.get(proxy.url + "/_seedtape/health").json()["status"] == "ok"
     client = azure_client(proxy.url, api_key=AZURE_KEY)
