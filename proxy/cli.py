@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .config import MODES, Settings, default_upstream
+from .config import FSYNC_POLICIES, MODES, Settings, default_upstream
 
 
 def _env(name: str) -> str:
@@ -53,6 +53,8 @@ def main() -> None:
 @click.option("--partition-by-credential", is_flag=True, envvar=_env("PARTITION_BY_CREDENTIAL"))
 @click.option("--max-age", "max_age_days", type=float, default=None, envvar=_env("MAX_AGE"), help="Days after which an episode is expired.")
 @click.option("--on-expired", type=click.Choice(["warn", "fail", "rerecord"]), default="warn", envvar=_env("ON_EXPIRED"), show_default=True)
+@click.option("--fsync", type=click.Choice(FSYNC_POLICIES), default="background", envvar=_env("FSYNC"), show_default=True,
+              help="When a recording is fsynced: just after its answer (it is already written whole and visible), or before it (survives a power cut the moment the client sees 'recorded').")
 @click.option("--auth-token", default="", envvar=_env("AUTH_TOKEN"), show_envvar=True,
               help="Clients must send this in the x-seedtape-token header (401 otherwise). Required for a non-loopback --host.")
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without --auth-token.")

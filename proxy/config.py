@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 MODES = ("replay", "record", "auto", "verify", "passthrough")
+FSYNC_POLICIES = ("background", "always")
 OPENAI_UPSTREAM = "https://api.openai.com"
 SIM_UPSTREAM = "sim"
 
@@ -47,6 +48,9 @@ class Settings:
     max_age_days: float | None = None
     on_expired: str = "warn"  # warn | fail | rerecord
     workers: int = 1
+    # When a recording is fsynced: "background" (just after its answer; it is written
+    # whole and visible before) or "always" (before its answer). See durability.py.
+    fsync: str = "background"
     session: str = ""  # this run's session id; set at start-up, shared by workers
     # Clients must send this token in x-seedtape-token. Give the token; only its
     # SHA-256 is kept (see __post_init__), so worker env and reprs never carry it.
@@ -61,6 +65,8 @@ class Settings:
             raise ValueError(f"unknown mode {self.mode!r}; expected one of {', '.join(MODES)}")
         if self.on_expired not in ("warn", "fail", "rerecord"):
             raise ValueError(f"unknown on_expired {self.on_expired!r}; expected warn, fail or rerecord")
+        if self.fsync not in FSYNC_POLICIES:
+            raise ValueError(f"unknown fsync {self.fsync!r}; expected one of {', '.join(FSYNC_POLICIES)}")
         if self.repeats not in ("auto", "cache", "sequence"):
             raise ValueError(f"unknown repeats {self.repeats!r}; expected auto, cache or sequence")
         object.__setattr__(self, "cassettes_dir", Path(self.cassettes_dir))

@@ -45,7 +45,7 @@ class Engine:
         coordinator: Coordinator | None = None,
     ) -> None:
         self.settings = settings
-        self.store = CassetteStore(settings.cassettes_dir, settings.cache_dir)
+        self.store = CassetteStore(settings.cassettes_dir, settings.cache_dir, fsync=settings.fsync)
         self.coordinator: Coordinator = coordinator or coordinator_for(settings)
         self.upstream = Upstream(settings.upstream, settings.upstream_timeout, upstream_transport)
         self.keep_headers = frozenset(h.lower() for h in settings.keep_headers)
@@ -170,7 +170,10 @@ class Engine:
             # Episode n is rewritten only if this session has not written it already
             # (see Coordinator.claim_episode); otherwise the answer is appended.
             target = exchange.occurrence if self.coordinator.claim_episode(session, cassette, key, exchange.occurrence) else APPEND
-            number = await anyio.to_thread.run_sync(self.store.save_episode, cassette, key, request, target, episode)
+            if self.store.fsyncs_on_save:  # waits for the disk: off the event loop
+                number = await anyio.to_thread.run_sync(self.store.save_episode, cassette, key, request, target, episode)
+            else:  # CPU and a file creation, cheaper here than a thread hop (durability.py)
+                number = self.store.save_episode(cassette, key, request, target, episode)
             if number != target:
                 self.coordinator.claim_episode(session, cassette, key, number)
         self.coordinator.incr("recorded")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cassette import CassetteError, read_recording, utc_now, validate_name, write_atomic
+from .cassette import CassetteError, pretty_json, read_recording, utc_now, validate_name, write_atomic
 from .store import CassetteStore
 
 REPORT_FORMAT = "seedtape-unused/1"
@@ -81,7 +81,7 @@ def write_report(path: Path, cassettes_dir: Path, unused: list[Unused], **extra:
         **extra,
         "unused": [u.to_json() for u in unused],
     }
-    write_atomic(Path(path), json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    write_atomic(Path(path), pretty_json(data))
 
 
 def read_report(path: Path) -> dict[str, Any]:

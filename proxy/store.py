@@ -30,6 +30,7 @@ from typing import Any
 import diskcache
 
 from .cassette import CassetteError, Recording, file_name, read_recording, utc_now, validate_name, write_recording
+from .durability import FSYNC_POLICIES, BackgroundSync
 from .prepared import Prepared, prepare
 
 log = logging.getLogger("seedtape")
@@ -69,13 +70,24 @@ class _LRU:
 class CassetteStore:
     """Cassette files by (cassette name, key), with the index in front of them."""
 
-    def __init__(self, root: Path, cache_dir: Path | None, memory_size: int = 4096) -> None:
+    def __init__(self, root: Path, cache_dir: Path | None, memory_size: int = 4096, fsync: str = "always") -> None:
+        if fsync not in FSYNC_POLICIES:
+            raise ValueError(f"unknown fsync policy {fsync!r}; expected one of {', '.join(FSYNC_POLICIES)}")
         self.root = Path(root)
         self._memory = _LRU(memory_size)
         self._disk = _open_disk_index(cache_dir)
         self._folders: dict[str, str] = {}
+        # None: every save is fsynced before it returns (see durability.py).
+        self.background_sync = BackgroundSync() if fsync == "background" else None
+
+    @property
+    def fsyncs_on_save(self) -> bool:
+        """Does ``save_episode`` wait for the disk (``--fsync always``)?"""
+        return self.background_sync is None
 
     def close(self) -> None:
+        if self.background_sync is not None:
+            self.background_sync.close()
         if self._disk is not None:
             self._disk.close()
 
@@ -123,7 +135,9 @@ class CassetteStore:
         recording = self._read_fresh(path, key) or Recording(key=key, request=request)
         recording.request = request
         number = recording.set_episode(occurrence, episode)
-        write_recording(path, recording)
+        write_recording(path, recording, durable=self.background_sync is None)
+        if self.background_sync is not None:
+            self.background_sync.submit(str(path))
         self._memory.drop(str(path))
         return number
 
