@@ -41,3 +41,26 @@ def bare_app() -> Starlette:
         return Response(b"ok")
 
     return Starlette(routes=[Route("/_seedtape/health", health), Route("/{path:path}", answer, methods=["POST"])])
+
+
+def forward_app() -> Starlette:
+    """The floor of one more HTTP hop: read the body, POST it upstream with httpx, answer
+    what came back. What any Python forwarding proxy pays before doing anything else."""
+    import httpx
+
+    upstream = os.environ["BENCH_FORWARD_UPSTREAM"]
+    transport = httpx.AsyncHTTPTransport()
+    timeout = httpx.Timeout(30.0).as_dict()
+
+    async def answer(request: Request) -> Response:
+        body = await request.body()
+        sent = httpx.Request("POST", upstream + request.url.path, content=body,
+                             headers=[(b"content-type", b"application/json")], extensions={"timeout": timeout})
+        got = await transport.handle_async_request(sent)
+        content = await got.aread()
+        return Response(content, status_code=got.status_code, headers={"content-type": got.headers.get("content-type", "")})
+
+    async def health(request: Request) -> Response:
+        return Response(b"ok")
+
+    return Starlette(routes=[Route("/_seedtape/health", health), Route("/{path:path}", answer, methods=["POST"])])

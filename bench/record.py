@@ -1,13 +1,22 @@
 """Record overhead: a client calling a local upstream directly vs through seedtape in
-record mode (every request forwarded, answered, and written to its cassette file with
-fsync before the client gets the answer).
+record mode (every request forwarded, answered, and written to its cassette file).
+
+Arms, interleaved in rounds so the machine's noise falls on all of them alike:
+
+* ``direct``: the client calls the upstream itself (the baseline of the target);
+* ``forward floor``: a bare Starlette app that only reads the body, POSTs it upstream
+  with httpx and answers what came back -- one more HTTP hop in Python, nothing else:
+  what any forwarding proxy pays before it records anything;
+* ``seedtape``: record mode as it ships (``--fsync background``: the file is written
+  whole and renamed into place before the answer, fsynced just after it);
+* ``seedtape --fsync always``: the answer also waits for fsync of the file and its folder.
 
 The upstream is the bare app of ``bench/_apps.py`` (answers a chat completion at once,
-so the difference is seedtape's own cost); upstream and seedtape each run under
-uvicorn in their own process; the client is httpx with keep-alive, one request at a
-time, every request a new prompt (a new file), alternating direct and proxied rounds.
+so differences are the proxies' own cost); every server runs under uvicorn in its own
+process; the client is httpx with keep-alive, one request at a time, every request a
+new prompt (a new file).
 
-    python bench/record.py            # 300 requests per arm
+    python bench/record.py            # 300 requests per arm and round, 3 rounds
     python bench/record.py --quick
 """
 
@@ -30,9 +39,12 @@ from seedtape.config import Settings  # noqa: E402
 PATH = "/v1/chat/completions"
 
 
+ARMS = ("direct", "forward floor", "seedtape", "seedtape --fsync always")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=300, help="per arm")
+    parser.add_argument("--requests", type=int, default=300, help="per arm and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", dest="json_out", default=None)
@@ -46,14 +58,20 @@ def main() -> None:
         spec = tmpdir / "upstream.json"
         spec.write_text(json.dumps({"body_hex": json.dumps(c.response_body(0), separators=(",", ":")).encode().hex(),
                                     "headers": [["content-type", "application/json"]]}))
-        up, px = c.free_port(), c.free_port()
-        settings = Settings(mode="record", upstream=f"http://127.0.0.1:{up}", cassettes_dir=tmpdir / "cassettes", cassette="rec",
-                            cache_dir=tmpdir / "cache", session="bench")
-        env = {"SEEDTAPE_SETTINGS_JSON": settings.to_env(), "BENCH_BARE_SPEC": str(spec),
+        up = c.free_port()
+        env = {"BENCH_BARE_SPEC": str(spec), "BENCH_FORWARD_UPSTREAM": f"http://127.0.0.1:{up}",
                "PYTHONPATH": os.pathsep.join([str(c.HERE), os.environ.get("PYTHONPATH", "")])}
-        for name, port in (("bare", up), ("seedtape", px)):
-            stack.enter_context(c.server_process([c.PYTHON, str(c.HERE / "_serve.py"), name, str(port), "1"],
-                                                 f"http://127.0.0.1:{port}/_seedtape/health", env))
+        ports = {"direct": up}
+        servers = [("direct", "bare", {}), ("forward floor", "forward", {})]
+        for arm_name, fsync in (("seedtape", "background"), ("seedtape --fsync always", "always")):
+            settings = Settings(mode="record", upstream=f"http://127.0.0.1:{up}", cassettes_dir=tmpdir / fsync, cassette="rec",
+                                cache_dir=tmpdir / f"cache-{fsync}", session="bench", fsync=fsync)
+            servers.append((arm_name, "seedtape", {"SEEDTAPE_SETTINGS_JSON": settings.to_env()}))
+        for arm_name, app, extra in servers:
+            port = up if arm_name == "direct" else c.free_port()
+            ports[arm_name] = port
+            stack.enter_context(c.server_process([c.PYTHON, str(c.HERE / "_serve.py"), app, str(port), "1"],
+                                                 f"http://127.0.0.1:{port}/_seedtape/health", {**env, **extra}))
         client = stack.enter_context(httpx.Client(timeout=30))
         counter = iter(range(10**9))
 
@@ -67,23 +85,28 @@ def main() -> None:
                 answer.raise_for_status()
             return times
 
-        arm(up, 20), arm(px, 20)  # warm-up
-        direct: list[float] = []
-        proxied: list[float] = []
+        for name in ARMS:
+            arm(ports[name], 20)  # warm-up
+        times: dict[str, list[float]] = {name: [] for name in ARMS}
         for _ in range(args.rounds):
-            direct += arm(up, args.requests)
-            proxied += arm(px, args.requests)
-        files = len(list((tmpdir / "cassettes" / "rec").glob("*.json")))
-        assert files == 20 + args.rounds * args.requests, files
+            for name in ARMS:
+                times[name] += arm(ports[name], args.requests)
+        expected = 20 + args.rounds * args.requests
+        for fsync in ("background", "always"):
+            files = len(list((tmpdir / fsync / "rec").glob("*.json")))
+            assert files == expected, (fsync, files, expected)
 
-    d50, p50 = c.median(direct) * 1000, c.median(proxied) * 1000
-    d99, p99 = c.percentile(direct, 0.99) * 1000, c.percentile(proxied, 0.99) * 1000
-    print(f"record overhead: {len(proxied)} requests per arm, each a new recording written with fsync ({files} files)")
-    print(c.table([
-        ("p50 (ms)", f"{p50:.3f}", f"{d50:.3f}", f"{p50 - d50:+.3f} ms", "<= +2 ms"),
-        ("p99 (ms)", f"{p99:.3f}", f"{d99:.3f}", f"{p99 - d99:+.3f} ms", ""),
-    ], ("metric", "via seedtape (record)", "direct", "added", "target")))
-    c.emit_json(args.json_out, {"direct": direct, "proxied": proxied})
+    p50 = {name: c.median(times[name]) * 1000 for name in ARMS}
+    p99 = {name: c.percentile(times[name], 0.99) * 1000 for name in ARMS}
+    rows = []
+    for name in ARMS:
+        added = "" if name == "direct" else f"{p50[name] - p50['direct']:+.3f} ms"
+        over_floor = f"{p50[name] - p50['forward floor']:+.3f} ms" if name.startswith("seedtape") else ""
+        target = "<= +2 ms" if name == "seedtape" else ""
+        rows.append((name, f"{p50[name]:.3f}", f"{p99[name]:.3f}", added, over_floor, target))
+    print(f"record overhead: {args.rounds} rounds x {args.requests} requests per arm, each a new recording ({expected} files per seedtape arm)")
+    print(c.table(rows, ("arm", "p50 (ms)", "p99 (ms)", "added p50 vs direct", "vs forward floor", "target")))
+    c.emit_json(args.json_out, times)
 
 
 if __name__ == "__main__":
