@@ -16,19 +16,25 @@ so differences are the proxies' own cost); every server runs under uvicorn in it
 process; the client is httpx with keep-alive, one request at a time, every request a
 new prompt (a new file).
 
-    python bench/record.py            # 300 requests per arm and round, 3 rounds
+``--concurrency N`` adds a throughput table: N clients at once (asyncio, httpx), each
+arm three times, to show what saving on the event loop does under load.
+
+    python bench/record.py                    # 300 requests per arm and round, 3 rounds
+    python bench/record.py --concurrency 16   # ... and recordings per second with 16 clients
     python bench/record.py --quick
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -46,6 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=300, help="per arm and round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=0, help="also measure throughput with this many clients")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", dest="json_out", default=None)
     args = parser.parse_args()
@@ -92,6 +99,13 @@ def main() -> None:
             for name in ARMS:
                 times[name] += arm(ports[name], args.requests)
         expected = 20 + args.rounds * args.requests
+        throughput: dict[str, list[float]] = {}
+        if args.concurrency:
+            total = args.concurrency * max(1, (args.requests * 2) // args.concurrency)
+            for _ in range(3):
+                for name in ARMS:
+                    throughput.setdefault(name, []).append(asyncio.run(_load(ports[name], args.concurrency, total, counter)))
+            expected += 3 * total
         for fsync in ("background", "always"):
             files = len(list((tmpdir / fsync / "rec").glob("*.json")))
             assert files == expected, (fsync, files, expected)
@@ -106,7 +120,28 @@ def main() -> None:
         rows.append((name, f"{p50[name]:.3f}", f"{p99[name]:.3f}", added, over_floor, target))
     print(f"record overhead: {args.rounds} rounds x {args.requests} requests per arm, each a new recording ({expected} files per seedtape arm)")
     print(c.table(rows, ("arm", "p50 (ms)", "p99 (ms)", "added p50 vs direct", "vs forward floor", "target")))
-    c.emit_json(args.json_out, times)
+    if throughput:
+        rate = {name: c.median(values) for name, values in throughput.items()}
+        print(f"\nthroughput: {args.concurrency} clients at once, each arm 3 times (median req/s)")
+        print(c.table([(name, f"{rate[name]:,.0f}", f"{rate[name] / rate['forward floor']:.2f}") for name in ARMS],
+                      ("arm", "req/s", "vs forward floor")))
+    c.emit_json(args.json_out, {"latency": times, "throughput": throughput})
+
+
+async def _load(port: int, clients: int, total: int, counter: Iterator[int]) -> float:
+    """Requests per second with ``clients`` at once, every request a new recording."""
+    import httpx
+
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=clients)) as client:
+        async def one_client(n: int) -> None:
+            for _ in range(n):
+                body = json.dumps(c.request_body(next(counter)), separators=(",", ":"))
+                answer = await client.post(f"http://127.0.0.1:{port}{PATH}", content=body, headers={"content-type": "application/json"})
+                answer.raise_for_status()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one_client(total // clients) for _ in range(clients)))
+        return total / (time.perf_counter() - started)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
     [
         ("http_replay.py", ["--loadgen", "python"], "throughput, 16 conns"),
         ("inprocess.py", [], "seedtape, repeat"),
-        ("record.py", [], "p50 (ms)"),
+        ("record.py", ["--concurrency", "4"], "throughput: 4 clients at once"),
         ("streaming.py", [], "time to first event"),
         ("scale.py", [], "lookup p50"),
     ],
