@@ -54,9 +54,16 @@ def upstream_request_headers(headers: Iterable[tuple[str, str]], keep_encoding: 
     return kept
 
 
+# The server seedtape runs under (uvicorn) adds its own; passing the upstream's on too
+# gave the client two of each.
+SERVER_SET = frozenset({"date", "server"})
+_NOT_TO_CLIENT = HOP_BY_HOP | SERVER_SET
+_NOT_TO_CLIENT_DECODED = _NOT_TO_CLIENT | {"content-encoding"}
+
+
 def client_response_headers(headers: Iterable[tuple[str, str]], decoded: bool = True) -> list[tuple[str, str]]:
     """Upstream headers to pass to the client; a decoded body loses its content-encoding."""
-    dropped = HOP_BY_HOP | {"content-encoding"} if decoded else HOP_BY_HOP
+    dropped = _NOT_TO_CLIENT_DECODED if decoded else _NOT_TO_CLIENT
     return [(k, v) for k, v in headers if k.lower() not in dropped]
 
 

@@ -304,6 +304,17 @@ def test_recorded_routes_ask_upstream_only_for_encodings_seedtape_decodes(proxy:
     assert sim.requests[-1]["headers"]["accept-encoding"] == "gzip, deflate"
 
 
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/models"])
+def test_forwarded_answers_carry_one_date_and_one_server_header(proxy: RunningProxy, path: str) -> None:
+    """uvicorn sets both on every answer; the upstream's copies are not passed on too."""
+    body = {"model": "gpt-4", "messages": PANDA, "seed": 11}
+    raw = httpx.request("POST" if "chat" in path else "GET", proxy.url + path, json=body if "chat" in path else None,
+                        headers={"authorization": f"Bearer {OPENAI_KEY}"})
+    names = [name.lower() for name, _ in raw.headers.multi_items()]
+    assert raw.status_code == 200
+    assert names.count("date") == 1 and names.count("server") == 1
+
+
 def test_health_and_stats(proxy: RunningProxy, sim: Any) -> None:
     assert httpx.get(proxy.url + "/_seedtape/health").json()["status"] == "ok"
     client = azure_client(proxy.url, api_key=AZURE_KEY)
