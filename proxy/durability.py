@@ -55,16 +55,17 @@ class BackgroundSync:
 
     def submit(self, path: str) -> None:
         with self._cond:
-            if self._closed:  # a save racing shutdown: sync it here rather than drop it
-                sync_files([path])
-                return
-            self._pending.append(path)
-            self._submitted += 1
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="seedtape-fsync", daemon=True)
-                self._thread.start()
-            elif self._idle:
-                self._cond.notify_all()
+            closed = self._closed
+            if not closed:
+                self._pending.append(path)
+                self._submitted += 1
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="seedtape-fsync", daemon=True)
+                    self._thread.start()
+                elif self._idle:
+                    self._cond.notify_all()
+        if closed:  # a save racing shutdown: synced here rather than dropped
+            sync_files([path])
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything submitted so far is synced; False on timeout."""
@@ -95,7 +96,10 @@ class BackgroundSync:
                 batch, self._pending = self._pending, []
                 if not batch and self._closed:
                     return
-            sync_files(batch)
+            try:
+                sync_files(batch)
+            except Exception:  # never leave flush() and shutdown waiting on a dead thread
+                log.exception("seedtape: background fsync of %d recordings failed", len(batch))
             with self._cond:
                 self._synced += len(batch)
                 self._cond.notify_all()

@@ -203,3 +203,21 @@ def test_values_survive_the_writer_whatever_orjson_refuses(tmp_path: Path) -> No
     assert json.loads(text)["episodes"][0]["body"] == episode["body"]
     assert "🐼" in text and text.endswith("}\n")
     assert Recording.from_json(json.loads(text)).episodes == [episode]
+
+
+def test_a_failing_sync_is_logged_and_never_leaves_flush_waiting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken_sync() -> None:
+        raise OSError("I/O error")
+
+    monkeypatch.setattr(os, "sync", broken_sync)
+    sync = BackgroundSync(gather_seconds=5.0)
+    paths = _files(tmp_path / "c", SYNC_ALL_FROM)
+    for path in paths:
+        sync.submit(path)
+    assert sync.flush(timeout=30)
+    assert f"background fsync of {SYNC_ALL_FROM} recordings failed" in caplog.text
+    sync.submit(paths[0])  # the thread is still there for the next batch
+    assert sync.flush(timeout=30) and sync.pending == 0
+    sync.close()
