@@ -158,8 +158,8 @@ def write_atomic(path: Path, text: str, *, durable: bool = True) -> None:
 
 
 def fsync_dir(folder: Path | str) -> None:
-    """Make the rename itself durable: a process crash cannot lose it, but a power cut
-    could, and a client told ``recorded`` must be able to trust that."""
+    """Make a rename durable: a process crash cannot lose it, but a power cut could
+    (before the answer with ``--fsync always``, just after it by default)."""
     try:
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:  # pragma: no cover - platforms without directory descriptors

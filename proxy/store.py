@@ -77,7 +77,8 @@ class CassetteStore:
         self._memory = _LRU(memory_size)
         self._disk = _open_disk_index(cache_dir)
         self._folders: dict[str, str] = {}
-        # None: every save is fsynced before it returns (see durability.py).
+        # None: every save is fsynced before it returns (see durability.py). That is the
+        # default for code using the store directly; the server's is Settings.fsync.
         self.background_sync = BackgroundSync() if fsync == "background" else None
 
     @property
