@@ -34,7 +34,8 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -69,7 +70,7 @@ def main() -> None:
         env = {"BENCH_BARE_SPEC": str(spec), "BENCH_FORWARD_UPSTREAM": f"http://127.0.0.1:{up}",
                "PYTHONPATH": os.pathsep.join([str(c.HERE), os.environ.get("PYTHONPATH", "")])}
         ports = {"direct": up}
-        servers = [("direct", "bare", {}), ("forward floor", "forward", {})]
+        servers: list[tuple[str, str, dict[str, str]]] = [("direct", "bare", {}), ("forward floor", "forward", {})]
         for arm_name, fsync in (("seedtape", "background"), ("seedtape --fsync always", "always")):
             settings = Settings(mode="record", upstream=f"http://127.0.0.1:{up}", cassettes_dir=tmpdir / fsync, cassette="rec",
                                 cache_dir=tmpdir / f"cache-{fsync}", session="bench", fsync=fsync)
@@ -112,7 +113,7 @@ def main() -> None:
 
     p50 = {name: c.median(times[name]) * 1000 for name in ARMS}
     p99 = {name: c.percentile(times[name], 0.99) * 1000 for name in ARMS}
-    rows = []
+    rows: list[Sequence[Any]] = []
     for name in ARMS:
         added = "" if name == "direct" else f"{p50[name] - p50['direct']:+.3f} ms"
         over_floor = f"{p50[name] - p50['forward floor']:+.3f} ms" if name.startswith("seedtape") else ""
