@@ -47,6 +47,13 @@ async def fire(url: str, bodies: list[dict[str, Any]], headers: dict[str, str] |
         return list(await asyncio.gather(*(one(b) for b in bodies)))
 
 
+def wait_for_workers(log: Path, n: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while log.read_text(errors="replace").count("Application startup complete.") < n:
+        assert time.monotonic() < deadline, f"{n} workers did not all start within {timeout} s"
+        time.sleep(0.05)
+
+
 def stats_when(url: str, done: Callable[[dict[str, Any]], bool], timeout: float = 15.0) -> dict[str, Any]:
     """Poll /_seedtape/stats until ``done`` (workers flush their counts every 0.25 s)."""
     deadline = time.monotonic() + timeout
@@ -129,9 +136,13 @@ def test_concurrent_unseeded_repeats_each_keep_their_own_episode(proxy_factory: 
 @pytest.mark.slow
 def test_four_workers_share_single_flight_recordings_and_episode_counters(tmp_path: Path, sim: Any, sim_url: str) -> None:
     cassettes, cache = tmp_path / "cassettes", tmp_path / "cache"
-    common = ["--workers", "4", "--cassettes", str(cassettes), "--cache-dir", str(cache), "--log-level", "warning"]
+    # info: each worker logs "Application startup complete."; the health check that
+    # start_serve waits for is answered by the first worker up, and a burst fired
+    # before the others listen lands on that one alone (seen once on a loaded machine).
+    common = ["--workers", "4", "--cassettes", str(cassettes), "--cache-dir", str(cache), "--log-level", "info"]
     sim.update_config({"first_byte_delay_ms": 300.0})
     with serving([*common, "--upstream", sim_url], tmp_path, tmp_path / "logs" / "workers.log") as server:
+        wait_for_workers(server.log, 4)
         identical = asyncio.run(fire(server.url, [seeded()] * N, fresh_connections=True))
         check_identical_burst(identical)
         assert sim.calls == 1, "single-flight across processes"
