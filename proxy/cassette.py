@@ -8,6 +8,7 @@ written sorted, indented and with a trailing newline, and always atomically: a r
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import tempfile
@@ -19,6 +20,7 @@ from typing import Any
 
 import orjson
 
+log = logging.getLogger("seedtape")
 FORMAT = "seedtape/1"
 TEMP_PREFIX, TEMP_SUFFIX = ".tmp-", ".json.part"  # never match "*.json", so no reader sees them
 STALE_TEMP_SECONDS = 60.0
@@ -160,14 +162,30 @@ def write_atomic(path: Path, text: str, *, durable: bool = True) -> None:
 def fsync_dir(folder: Path | str) -> None:
     """Make a rename durable: a process crash cannot lose it, but a power cut could
     (before the answer with ``--fsync always``, just after it by default)."""
+    fsync_path(folder, folder=True)
+
+
+def fsync_path(path: Path | str, *, folder: bool = False) -> None:
+    """fsync a file (its data, whichever descriptor wrote it) or a folder by name.
+
+    A path gone since is skipped. A folder that cannot be synced (platforms without
+    directory descriptors, file systems that refuse it) is skipped quietly; a file
+    that cannot be is logged, with its path only.
+    """
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if folder else 0)
     try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:  # pragma: no cover - platforms without directory descriptors
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return
+    except OSError as exc:  # pragma: no cover - platforms without directory descriptors
+        if not folder:
+            log.warning("seedtape: cannot open %s to fsync it: %s", path, exc.strerror)
         return
     try:
         os.fsync(fd)
-    except OSError:  # pragma: no cover - file systems that refuse it
-        pass
+    except OSError as exc:  # pragma: no cover - file systems that refuse it
+        if not folder:
+            log.warning("seedtape: fsync of %s failed: %s", path, exc.strerror)
     finally:
         os.close(fd)
 

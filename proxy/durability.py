@@ -21,12 +21,9 @@ import logging
 import os
 import threading
 
-from .cassette import fsync_dir
-from .config import FSYNC_POLICIES
+from .cassette import fsync_dir, fsync_path
 
 log = logging.getLogger("seedtape")
-
-__all__ = ["FSYNC_POLICIES", "BackgroundSync", "sync_files"]
 GATHER_SECONDS = 0.05
 # A batch this big is synced with one sync() rather than an fsync per file: each
 # fsync of a fresh file is its own journal commit (20 files: ~6 ms), one sync()
@@ -115,22 +112,7 @@ def sync_files(paths: list[str]) -> None:
         os.sync()  # every file's data and every rename, in one commit per file system
         return
     for path in dict.fromkeys(paths):
-        _fsync_file(path)
+        fsync_path(path)
     for folder in dict.fromkeys(os.path.dirname(p) for p in paths):
         fsync_dir(folder)
 
-
-def _fsync_file(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        log.warning("seedtape: cannot open %s to fsync it: %s", path, exc.strerror)
-        return
-    try:
-        os.fsync(fd)  # flushes the file's data whichever descriptor wrote it
-    except OSError as exc:  # pragma: no cover - file systems that refuse it
-        log.warning("seedtape: fsync of %s failed: %s", path, exc.strerror)
-    finally:
-        os.close(fd)

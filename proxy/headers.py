@@ -47,10 +47,10 @@ def upstream_request_headers(headers: Iterable[tuple[str, str]], keep_encoding: 
     httpx always decodes itself; bodies are then stored decoded. Untouched forwards keep
     it and pass the encoded bytes through as they are.
     """
-    if keep_encoding:
-        return [(k, v) for k, v in headers if k.lower() not in _HOP_BUT_ENCODING and not k.lower().startswith(SEEDTAPE_PREFIX)]
-    kept = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP and not k.lower().startswith(SEEDTAPE_PREFIX)]
-    kept.append(("accept-encoding", DECODABLE_ENCODINGS))
+    dropped = _HOP_BUT_ENCODING if keep_encoding else HOP_BY_HOP
+    kept = [(k, v) for k, v in headers if k.lower() not in dropped and not k.lower().startswith(SEEDTAPE_PREFIX)]
+    if not keep_encoding:
+        kept.append(("accept-encoding", DECODABLE_ENCODINGS))
     return kept
 
 

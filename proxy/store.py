@@ -30,7 +30,8 @@ from typing import Any
 import diskcache
 
 from .cassette import CassetteError, Recording, file_name, read_recording, utc_now, validate_name, write_recording
-from .durability import FSYNC_POLICIES, BackgroundSync
+from .config import FSYNC_POLICIES
+from .durability import BackgroundSync
 from .prepared import Prepared, prepare
 
 log = logging.getLogger("seedtape")
@@ -136,7 +137,7 @@ class CassetteStore:
         recording = self._read_fresh(path, key) or Recording(key=key, request=request)
         recording.request = request
         number = recording.set_episode(occurrence, episode)
-        write_recording(path, recording, durable=self.background_sync is None)
+        write_recording(path, recording, durable=self.fsyncs_on_save)
         if self.background_sync is not None:
             self.background_sync.submit(str(path))
         self._memory.drop(str(path))
