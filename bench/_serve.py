@@ -19,7 +19,7 @@ except ImportError:  # a seedtape from before run_server (to measure an older ve
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-APPS = {"seedtape": "seedtape.app:app_from_env", "bare": "_apps:bare_app", "forward": "_apps:forward_app"}
+APPS = {"seedtape": "seedtape.commands.serve:app_from_env", "bare": "_apps:bare_app", "forward": "_apps:forward_app"}
 
 if __name__ == "__main__":
     name, port, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])

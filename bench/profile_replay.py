@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as c  # noqa: E402
 
-from client_shim._asgi import call_asgi  # noqa: E402
+from seedtape.client.loop import call_asgi  # noqa: E402
 from seedtape.app import create_app  # noqa: E402
 from seedtape.config import Settings  # noqa: E402
 

@@ -16,7 +16,7 @@ from seedtape.app import create_app
 from seedtape.config import Settings
 from seedtape.engine import Engine
 from seedtape.serving import serve_in_thread
-from seedtape.simulator import Simulator, create_simulator
+from seedtape.sim.simulator import Simulator, create_simulator
 
 # Distinctive fake credentials: every test that writes files scans for them (rule 4).
 AZURE_KEY = "azkey-0123456789abcdef0123456789abcdef"

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from seedtape.cli import main
 
-from .test_vcr_import import CORPUS
+from tests.commands.test_vcr_import import CORPUS
 
 
 def test_demo_records_then_replays_offline(tmp_path: Path) -> None:

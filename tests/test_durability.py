@@ -26,7 +26,7 @@ from seedtape.config import Settings
 from seedtape.durability import SYNC_ALL_FROM, BackgroundSync
 from seedtape.store import CassetteStore
 
-from .conftest import AZURE_KEY, RunningProxy
+from tests.conftest import AZURE_KEY, RunningProxy
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="names synced descriptors through /proc")
 

@@ -13,7 +13,7 @@ import pytest
 
 from client_shim import async_azure_client, async_openai_client, azure_client, openai_client
 
-from .conftest import AZURE_KEY, OPENAI_KEY, RunningProxy, scan_for_secrets
+from tests.conftest import AZURE_KEY, OPENAI_KEY, RunningProxy, scan_for_secrets
 
 OFFLINE = "http://127.0.0.1:9"
 PANDA = [{"role": "system", "content": "You always produce 3-sentence answers."}, {"role": "user", "content": "Create a story about red panda."}]

@@ -16,14 +16,14 @@ from click.testing import CliRunner
 
 # Imported here once: pytester's inline runs drop the modules a run imported, so
 # anything heavy the inner sessions use would otherwise be imported again every run.
-import client_shim.inprocess  # noqa: F401
+import seedtape.client.inprocess  # noqa: F401
 import openai  # noqa: F401
-from client_shim.naming import MAX_SEGMENT, default_cassette, sanitize_segment, session_id
+from client_shim.pytest_plugin.naming import MAX_SEGMENT, default_cassette, sanitize_segment, session_id
 from client_shim.pytest_plugin import ci_default_mode
 from seedtape.cli import main as seedtape_cli
 
 from seedtape.serving import serve_in_thread
-from .fake_upstream import FakeUpstream
+from tests.fake_upstream import FakeUpstream
 
 pytest_plugins = ["pytester"]
 

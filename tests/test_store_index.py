@@ -82,7 +82,7 @@ def test_ls_summarises_big_cassettes(tmp_path: Path, monkeypatch) -> None:
 
     from rich.console import Console
 
-    from seedtape import listing
+    from seedtape.commands import listing
 
     store = CassetteStore(tmp_path / "cassettes", None)
     for i in range(12):

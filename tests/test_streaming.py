@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from client_shim import async_azure_client, azure_client, openai_client
 from seedtape.cli import main
 
-from .conftest import AZURE_KEY, OPENAI_KEY, RunningProxy, scan_for_secrets
+from tests.conftest import AZURE_KEY, OPENAI_KEY, RunningProxy, scan_for_secrets
 
 OFFLINE = "http://127.0.0.1:9"
 PANDA = [{"role": "system", "content": "You always produce 3-sentence answers."}, {"role": "user", "content": "Create a story about red panda."}]

@@ -14,18 +14,18 @@ from typing import Any
 
 def count_occurrences(cache_dir: str, run: str, n: int, out: Any) -> None:
     """Take ``n`` occurrence numbers of one key; report them."""
-    from seedtape.shared_coordination import DiskCoordinator
+    from seedtape.coordination.workers import WorkerCoordinator
 
-    coordinator = DiskCoordinator(Path(cache_dir), run)
+    coordinator = WorkerCoordinator(Path(cache_dir), run)
     out.put([coordinator.next_occurrence("session", "cassette", "key") for _ in range(n)])
     coordinator.close()
 
 
 def locked_increments(cache_dir: str, run: str, counter: str, n: int) -> None:
     """``n`` read-modify-writes of a counter file, each under the shared key lock."""
-    from seedtape.shared_coordination import DiskCoordinator
+    from seedtape.coordination.workers import WorkerCoordinator
 
-    coordinator = DiskCoordinator(Path(cache_dir), run)
+    coordinator = WorkerCoordinator(Path(cache_dir), run)
     path = Path(counter)
 
     async def main() -> None:
@@ -41,9 +41,9 @@ def locked_increments(cache_dir: str, run: str, counter: str, n: int) -> None:
 
 def hold_lock_forever(cache_dir: str, run: str, ready: str) -> None:
     """Take the key lock, say so, and never let go (until killed)."""
-    from seedtape.shared_coordination import DiskCoordinator
+    from seedtape.coordination.workers import WorkerCoordinator
 
-    coordinator = DiskCoordinator(Path(cache_dir), run)
+    coordinator = WorkerCoordinator(Path(cache_dir), run)
 
     async def main() -> None:
         async with coordinator.key_lock("cassette", "key"):

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from seedtape.app import SETTINGS_ENV
+from seedtape.commands.serve import SETTINGS_ENV
 from seedtape.cli import main
 from seedtape.serving import serve_in_thread
 
-from ._helpers import echo_upstream
+from tests.faults._helpers import echo_upstream
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def serve_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., 
         def fake_run(app: str, **options: Any) -> None:
             calls.append({**options, "settings": json.loads(os.environ[SETTINGS_ENV])})
 
-        monkeypatch.setattr("seedtape.serving.run_server", fake_run)
+        monkeypatch.setattr("seedtape.commands.serve.run_server", fake_run)
         chosen = ["--upstream", upstream] if upstream else []
         result = CliRunner().invoke(main, ["serve", *chosen, *args])
         return result, calls[0] if calls else None

@@ -26,13 +26,14 @@ from hypothesis import strategies as st
 
 from client_shim import azure_client, openai_client
 from seedtape.app import create_app
-from seedtape.config import MODES, Settings
+from seedtape.config import Settings
+from seedtape.modes import MODE_NAMES as MODES
 from seedtape.exchange import MAX_DEPTH
 from seedtape.serving import serve_in_thread
-from seedtape.simulator import Simulator, create_simulator
+from seedtape.sim.simulator import Simulator, create_simulator
 
-from ..conftest import AZURE_KEY, OPENAI_KEY, RunningProxy
-from ._helpers import PANDA, TRACEBACK_MARKERS, assert_openai_error, cassette_files, echo_upstream
+from tests.conftest import AZURE_KEY, OPENAI_KEY, RunningProxy
+from tests.faults._helpers import PANDA, TRACEBACK_MARKERS, assert_openai_error, cassette_files, echo_upstream
 
 CHAT = "/v1/chat/completions"
 AUTH = {"authorization": f"Bearer {OPENAI_KEY}"}

@@ -19,11 +19,11 @@ import httpx
 import pytest
 
 from seedtape.cassette import read_recording
-from seedtape.shared_coordination import DiskCoordinator
+from seedtape.coordination.workers import WorkerCoordinator
 
-from ..conftest import AZURE_KEY, RunningProxy
-from . import _procs
-from ._helpers import cassette_files, closed_port_url, serving
+from tests.conftest import AZURE_KEY, RunningProxy
+from tests.faults import _procs
+from tests.faults._helpers import cassette_files, closed_port_url, serving
 
 CHAT = "/openai/deployments/gpt-4/chat/completions?api-version=2024-02-01"
 AUTH = {"api-key": AZURE_KEY}
@@ -191,7 +191,7 @@ def spawn(target: Callable[..., None], *args: Any) -> multiprocessing.process.Ba
 
 
 def test_occurrence_counters_are_atomic_across_processes(tmp_path: Path) -> None:
-    DiskCoordinator.prepare(tmp_path)
+    WorkerCoordinator.prepare(tmp_path)
     queue = multiprocessing.get_context("spawn").Queue()
     workers = [spawn(_procs.count_occurrences, str(tmp_path), "run-1", 100, queue) for _ in range(4)]
     taken = [n for _ in workers for n in queue.get(timeout=60)]
@@ -203,7 +203,7 @@ def test_occurrence_counters_are_atomic_across_processes(tmp_path: Path) -> None
 def test_key_lock_excludes_across_processes(tmp_path: Path) -> None:
     counter = tmp_path / "counter"
     counter.write_text("0")
-    DiskCoordinator.prepare(tmp_path)
+    WorkerCoordinator.prepare(tmp_path)
     workers = [spawn(_procs.locked_increments, str(tmp_path), "run-1", str(counter), 25) for _ in range(4)]
     for worker in workers:
         worker.join(60)
@@ -220,7 +220,7 @@ async def test_a_killed_lock_holder_does_not_leave_the_key_locked(tmp_path: Path
         deadline = time.monotonic() + 30
         while not ready.exists() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        coordinator = DiskCoordinator(tmp_path, "run-1")
+        coordinator = WorkerCoordinator(tmp_path, "run-1")
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.3):
                 async with coordinator.key_lock("cassette", "key"):
@@ -238,8 +238,8 @@ async def test_a_killed_lock_holder_does_not_leave_the_key_locked(tmp_path: Path
 
 
 def test_release_and_claim_semantics(tmp_path: Path) -> None:
-    coordinator = DiskCoordinator(tmp_path, "run-1")
-    other_run = DiskCoordinator(tmp_path, "run-2")
+    coordinator = WorkerCoordinator(tmp_path, "run-1")
+    other_run = WorkerCoordinator(tmp_path, "run-2")
     take = lambda c: c.next_occurrence("s", "c", "k")  # noqa: E731
     assert [take(coordinator), take(coordinator)] == [1, 2]
     coordinator.release_occurrence("s", "c", "k", 1)  # not the latest: kept
@@ -257,7 +257,7 @@ def test_corrupted_shared_coordination_database_is_rebuilt(tmp_path: Path) -> No
     folder = tmp_path / "cache" / "coordination"
     folder.mkdir(parents=True)
     (folder / "cache.db").write_bytes(b"\xffnot sqlite\x00" * 100)
-    DiskCoordinator.prepare(tmp_path / "cache")
-    coordinator = DiskCoordinator(tmp_path / "cache", "run-1")
+    WorkerCoordinator.prepare(tmp_path / "cache")
+    coordinator = WorkerCoordinator(tmp_path / "cache", "run-1")
     assert [coordinator.next_occurrence("s", "c", "k") for _ in range(3)] == [1, 2, 3]
     coordinator.close()

@@ -25,8 +25,8 @@ from client_shim import azure_client
 from seedtape.cassette import read_recording
 from seedtape.cli import main
 
-from ..conftest import AZURE_KEY, RunningProxy
-from ._helpers import PANDA, assert_openai_error, cassette_files, closed_port_url, serving, start_serve
+from tests.conftest import AZURE_KEY, RunningProxy
+from tests.faults._helpers import PANDA, assert_openai_error, cassette_files, closed_port_url, serving, start_serve
 
 CHAT = "/openai/deployments/gpt-4/chat/completions?api-version=2024-02-01"
 AUTH = {"api-key": AZURE_KEY}

@@ -17,8 +17,8 @@ from click.testing import CliRunner
 
 from seedtape.cli import main
 
-from ..conftest import AZURE_KEY, OPENAI_KEY
-from ._helpers import PANDA, cassette_files, scan_bytes, serving
+from tests.conftest import AZURE_KEY, OPENAI_KEY
+from tests.faults._helpers import PANDA, cassette_files, scan_bytes, serving
 
 TOKEN = "seedtape-scan-token-SECRET-5c1d0e2f7a9b"
 V1_KEY = "azv1key-SECRET-00112233445566778899aabbccdd"

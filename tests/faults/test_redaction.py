@@ -10,8 +10,8 @@ import httpx
 import pytest
 from click.testing import Result
 
-from ..conftest import OPENAI_KEY, RunningProxy
-from ._helpers import assert_openai_error, cassette_files
+from tests.conftest import OPENAI_KEY, RunningProxy
+from tests.faults._helpers import assert_openai_error, cassette_files
 
 CHAT = "/v1/chat/completions"
 

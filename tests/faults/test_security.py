@@ -15,8 +15,8 @@ from client_shim import azure_client, openai_client
 from seedtape import security
 from seedtape.config import Settings
 
-from ..conftest import AZURE_KEY, OPENAI_KEY, RunningProxy
-from ._helpers import PANDA, assert_openai_error, cassette_files, closed_port_url
+from tests.conftest import AZURE_KEY, OPENAI_KEY, RunningProxy
+from tests.faults._helpers import PANDA, assert_openai_error, cassette_files, closed_port_url
 
 TOKEN = "seedtape-proxy-token-3f9a1c77e2b84d0d"
 CHAT = "/v1/chat/completions"

@@ -20,8 +20,8 @@ import pytest
 
 from client_shim import azure_client, openai_client
 
-from ..conftest import AZURE_KEY, OPENAI_KEY, RunningProxy, quiet_logger
-from ._helpers import PANDA, assert_openai_error, cassette_files, closed_port_url
+from tests.conftest import AZURE_KEY, OPENAI_KEY, RunningProxy, quiet_logger
+from tests.faults._helpers import PANDA, assert_openai_error, cassette_files, closed_port_url
 
 CHAT = "/openai/deployments/gpt-4/chat/completions?api-version=2024-02-01"
 AUTH = {"api-key": AZURE_KEY}

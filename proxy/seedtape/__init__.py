@@ -1,0 +1,84 @@
+"""seedtape: a record-and-replay cache proxy for OpenAI and Azure OpenAI.
+
+The public face: everything a user's code, the pytest plugin and ``client_shim``
+need is importable from here, and nothing else is promised (``__all__``). Names are
+loaded on first use, so ``import seedtape`` (and the pytest plugin, which every test
+run of an environment loads) stays cheap; the proxy app, the SDK and the simulator
+are imported only when asked for.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> (module, attribute)
+_EXPORTS: dict[str, tuple[str, str]] = {
+    # running a proxy
+    "Settings": ("seedtape.config", "Settings"),
+    "default_upstream": ("seedtape.config", "default_upstream"),
+    "create_app": ("seedtape.app", "create_app"),
+    "MODES": ("seedtape.modes", "MODES"),
+    "MODE_NAMES": ("seedtape.modes", "MODE_NAMES"),
+    # in the user's process
+    "InProcessProxy": ("seedtape.client.inprocess", "InProcessProxy"),
+    "seedtape_env": ("seedtape.client.env", "seedtape_env"),
+    "openai_client": ("seedtape.client.clients", "openai_client"),
+    "async_openai_client": ("seedtape.client.clients", "async_openai_client"),
+    "azure_client": ("seedtape.client.clients", "azure_client"),
+    "async_azure_client": ("seedtape.client.clients", "async_azure_client"),
+    "proxy_headers": ("seedtape.client.clients", "proxy_headers"),
+    "http_stack": ("seedtape.client.clients", "http_stack"),
+    "DUMMY_KEY": ("seedtape.client.clients", "DUMMY_KEY"),
+    # errors
+    "ProxyError": ("seedtape.errors", "ProxyError"),
+    "CassetteError": ("seedtape.cassette", "CassetteError"),
+    "InvalidCassetteName": ("seedtape.cassette", "InvalidCassetteName"),
+    "validate_cassette_name": ("seedtape.cassette", "validate_name"),
+    # what the pytest plugin reports: replay misses, unused recordings
+    "Miss": ("seedtape.client.misses", "Miss"),
+    "MISS_TYPES": ("seedtape.client.misses", "MISS_TYPES"),
+    "Unused": ("seedtape.commands.prune", "Unused"),
+    "find_unused": ("seedtape.commands.prune", "find_unused"),
+    "write_unused_report": ("seedtape.commands.prune", "write_report"),
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ loads these
+    from seedtape.app import create_app
+    from seedtape.cassette import CassetteError, InvalidCassetteName
+    from seedtape.cassette import validate_name as validate_cassette_name
+    from seedtape.client.clients import (
+        DUMMY_KEY,
+        async_azure_client,
+        async_openai_client,
+        azure_client,
+        http_stack,
+        openai_client,
+        proxy_headers,
+    )
+    from seedtape.client.env import seedtape_env
+    from seedtape.client.inprocess import InProcessProxy
+    from seedtape.client.misses import MISS_TYPES, Miss
+    from seedtape.commands.prune import Unused, find_unused
+    from seedtape.commands.prune import write_report as write_unused_report
+    from seedtape.config import Settings, default_upstream
+    from seedtape.errors import ProxyError
+    from seedtape.modes import MODE_NAMES, MODES
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attribute = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'seedtape' has no attribute {name!r}") from None
+    value = getattr(import_module(module), attribute)
+    globals()[name] = value  # the next lookup is a plain module attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

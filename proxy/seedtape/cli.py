@@ -1,0 +1,248 @@
+"""The ``seedtape`` command line (click; each command is a thin shell over a module)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from seedtape import __version__
+from seedtape.config import Settings, default_upstream
+from seedtape.durability import FSYNC_POLICIES
+from seedtape.modes import MODE_NAMES
+
+
+def _env(name: str) -> str:
+    return f"SEEDTAPE_{name}"
+
+
+cassettes_option = click.option(
+    "--cassettes", "cassettes_dir", type=click.Path(path_type=Path), default=Path("cassettes"),
+    envvar=_env("CASSETTES"), show_default=True, help="Folder of cassettes (recordings committed to git).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="seedtape")
+def main() -> None:
+    """Record-and-replay cache proxy for OpenAI and Azure OpenAI, with seed drift measurement."""
+
+
+@main.command()
+@click.option("--mode", type=click.Choice(MODE_NAMES), default="auto", envvar=_env("MODE"), show_default=True)
+@click.option("--upstream", default=None, envvar=_env("UPSTREAM"),
+              help="Upstream origin; 'sim' for the built-in simulator. Default: $AZURE_OPENAI_ENDPOINT, else the OpenAI API.")
+@cassettes_option
+@click.option("--cassette", default="default", envvar=_env("CASSETTE"), show_default=True)
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path(".seedtape-cache"), envvar=_env("CACHE_DIR"), show_default=True)
+@click.option("--host", default="127.0.0.1", envvar=_env("HOST"), show_default=True)
+@click.option("--port", type=int, default=8787, envvar=_env("PORT"), show_default=True)
+@click.option("--workers", type=int, default=1, envvar=_env("WORKERS"), show_default=True)
+@click.option("--repeats", type=click.Choice(["auto", "cache", "sequence"]), default="auto", envvar=_env("REPEATS"), show_default=True,
+              help="Identical request past the last episode: cache (serve the last), sequence (record a new one), auto (cache if seeded or temperature 0).")
+@click.option("--replay-exhausted", type=click.Choice(["repeat", "error"]), default="repeat", envvar=_env("REPLAY_EXHAUSTED"), show_default=True)
+@click.option("--record-errors", is_flag=True, envvar=_env("RECORD_ERRORS"), help="Also record non-2xx upstream answers.")
+@click.option("--ignore-field", "ignore_fields", multiple=True, help="Top-level body field left out of the key (repeatable).")
+@click.option("--keep-header", "keep_headers", multiple=True, help="Response header to store besides the defaults (never credentials).")
+@click.option("--max-body", type=int, default=16 * 1024 * 1024, envvar=_env("MAX_BODY"), show_default=True)
+@click.option("--upstream-timeout", type=float, default=600.0, envvar=_env("UPSTREAM_TIMEOUT"), show_default=True)
+@click.option("--pace", type=click.Choice(["fast", "recorded"]), default="fast", envvar=_env("PACE"), show_default=True)
+@click.option("--verify-serve", type=click.Choice(["live", "recorded"]), default="live", envvar=_env("VERIFY_SERVE"), show_default=True)
+@click.option("--update", is_flag=True, help="verify: re-record drifted episodes.")
+@click.option("--ignore-path", "ignore_paths", multiple=True, help="verify: JSON path ignored when comparing (repeatable).")
+@click.option("--partition-by-credential", is_flag=True, envvar=_env("PARTITION_BY_CREDENTIAL"))
+@click.option("--max-age", "max_age_days", type=float, default=None, envvar=_env("MAX_AGE"), help="Days after which an episode is expired.")
+@click.option("--on-expired", type=click.Choice(["warn", "fail", "rerecord"]), default="warn", envvar=_env("ON_EXPIRED"), show_default=True)
+@click.option("--fsync", type=click.Choice(FSYNC_POLICIES), default="background", envvar=_env("FSYNC"), show_default=True,
+              help="When a recording is fsynced: just after its answer (it is already written whole and visible), or before it (survives a power cut the moment the client sees 'recorded').")
+@click.option("--auth-token", default="", envvar=_env("AUTH_TOKEN"), show_envvar=True,
+              help="Clients must send this in the x-seedtape-token header (401 otherwise). Required for a non-loopback --host.")
+@click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without --auth-token.")
+@click.option("--redact", "redact_patterns", multiple=True, metavar="REGEX",
+              help="Replace matches in stored request/response bodies with [REDACTED] (repeatable; matching is unaffected).")
+@click.option("--redact-path", "redact_paths", multiple=True, metavar="PATH",
+              help="Replace this JSON path in stored bodies, e.g. messages.*.content or user (repeatable).")
+@click.option("--log-level", default="info", envvar=_env("LOG_LEVEL"), show_default=True)
+@click.option("--access-log/--no-access-log", default=False, envvar=_env("ACCESS_LOG"), show_default=True,
+              help="A line per request (costs ~a quarter of replay throughput; every response's x-seedtape-* headers say what happened).")
+def serve(host: str, port: int, workers: int, upstream: str | None, log_level: str, insecure: bool, access_log: bool, **options: object) -> None:
+    """Run the proxy."""
+    from seedtape.commands import serve as serve_command
+    from seedtape.security import bind_refusal, is_loopback
+
+    refusal = bind_refusal(host, bool(options.get("auth_token")), insecure)
+    if refusal:
+        raise click.UsageError(refusal)
+    if insecure and not options.get("auth_token") and not is_loopback(host):
+        click.echo(f"warning: listening on {host} without --auth-token: anyone who reaches it can read the recordings", err=True)
+    if workers < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--workers")
+    try:
+        settings = Settings(upstream=upstream or default_upstream(), workers=workers, **options)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    # One session id for the whole run, chosen here so every worker shares it.
+    settings = settings.with_(session=os.urandom(6).hex())
+    click.echo(
+        f"seedtape {__version__}: {settings.mode} mode on http://{host}:{port}, upstream {settings.upstream}, "
+        f"cassettes {settings.cassettes_dir}/{settings.cassette}",
+        err=True,
+    )
+    serve_command.serve(settings, host=host, port=port, log_level=log_level, access_log=access_log)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8788, show_default=True)
+@click.option("--fingerprint", default="fp_sim0001", show_default=True)
+@click.option("--seed-drift", type=float, default=0.0, show_default=True, help="Chance a seeded answer still differs.")
+@click.option("--stream-delay-ms", type=float, default=0.0, show_default=True)
+def sim(host: str, port: int, fingerprint: str, seed_drift: float, stream_delay_ms: float) -> None:
+    """Run the built-in Azure-compatible upstream simulator on its own port."""
+    import uvicorn
+
+    from seedtape.sim.simulator import SimConfig, create_simulator
+
+    simulator = create_simulator(SimConfig(fingerprint=fingerprint, seed_drift=seed_drift, stream_delay_ms=stream_delay_ms))
+    uvicorn.run(simulator.app, host=host, port=port, log_level="warning")
+
+
+@main.command("ls")
+@cassettes_option
+@click.option("--cassette", default=None, help="Only this cassette.")
+@click.option("--limit", type=int, default=200, show_default=True, help="Rows shown at most; the rest is summarised.")
+def ls_command(cassettes_dir: Path, cassette: str | None, limit: int) -> None:
+    """List cassettes, keys, episodes, model, seed and the first words of each answer."""
+    from seedtape.commands.listing import print_listing
+
+    print_listing(cassettes_dir, cassette, limit)
+
+
+@main.command()
+@click.argument("key")
+@cassettes_option
+def show(key: str, cassettes_dir: Path) -> None:
+    """Show one recording (by key or key prefix): the request and every episode."""
+    from seedtape.commands.listing import print_recording
+
+    sys.exit(print_recording(cassettes_dir, key))
+
+
+@main.command("import-vcr")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@cassettes_option
+@click.option("--cassette", default=None, help="Put everything in this cassette (default: one per vcr file, named by its stem).")
+@click.option("--skip-errors", is_flag=True, help="Do not import recorded non-2xx answers.")
+@click.option("--ignore-field", "ignore_fields", multiple=True, help="Same as serve --ignore-field, so keys match.")
+def import_vcr(paths: tuple[Path, ...], cassettes_dir: Path, cassette: str | None, skip_errors: bool, ignore_fields: tuple[str, ...]) -> None:
+    """Import vcrpy cassettes (every dialect seen in the wild) as seedtape recordings."""
+    from seedtape.cassette import InvalidCassetteName
+    from seedtape.commands.vcr_import import import_paths
+
+    try:
+        report = import_paths(list(paths), cassettes_dir, cassette, record_errors=not skip_errors, ignore_fields=ignore_fields)
+    except InvalidCassetteName as exc:
+        raise click.BadParameter(str(exc), param_hint="--cassette") from exc
+    click.echo(report.summary())
+    sys.exit(0 if report.ok else 1)
+
+
+@main.command()
+@click.option("--log", "log_path", type=click.Path(path_type=Path), default=None,
+              help="Drift log to read (default: <cache-dir>/drift.jsonl).")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path(".seedtape-cache"), envvar=_env("CACHE_DIR"), show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "junit", "html"]), default="table", show_default=True)
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=None, help="Write the report to this file.")
+@click.option("--fail-on", multiple=True, help="content, fingerprint, model, unrecorded or any (repeatable or comma list): exit 1 when matched.")
+@click.option("--worst", type=int, default=10, show_default=True, help="table: how many of the worst drifts to show.")
+def report(log_path: Path | None, cache_dir: Path, fmt: str, output: Path | None, fail_on: tuple[str, ...], worst: int) -> None:
+    """Render the drift log of verify runs: terminal table, JSON, JUnit XML or HTML."""
+    from seedtape.drift import log as drift_log
+    from seedtape.drift.report import exit_code, parse_fail_on, render
+
+    try:
+        rules = parse_fail_on(fail_on)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--fail-on") from exc
+    path = log_path or cache_dir / "drift.jsonl"
+    entries = drift_log.read(path)
+    if not entries:
+        click.echo(f"no verified requests in {path} (run the proxy with --mode verify first)", err=True)
+    color = output is None and fmt == "table" and sys.stdout.isatty()
+    text = render(entries, fmt, rules, color=color, worst=worst)
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {fmt} report of {len(entries)} verified request(s) to {output}", err=True)
+    else:
+        click.echo(text)
+    sys.exit(exit_code(entries, rules))
+
+
+@main.command()
+@click.option("--upstream", default=None, envvar=_env("UPSTREAM"),
+              help="Service (or a seedtape proxy) to probe; 'sim' for the built-in simulator. Default: $AZURE_OPENAI_ENDPOINT, else OpenAI.")
+@click.option("--api", type=click.Choice(["azure", "openai"]), default=None, help="Default: azure unless the upstream is the OpenAI API.")
+@click.option("--model", default="gpt-4", show_default=True, help="Model, or Azure deployment name.")
+@click.option("--api-version", default="2024-02-01", show_default=True)
+@click.option("-n", "--runs", "n", type=int, default=4, show_default=True, help="Requests per arm (without and with seed).")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--temperature", type=float, default=0.7, show_default=True)
+@click.option("--max-tokens", type=int, default=None, help="Longer answers drift more: try 50 and 500.")
+@click.option("--system", default=None, help="System message (default: the notebook's 3-sentence rule).")
+@click.option("--prompt", default=None, help="User message (default: the red panda story).")
+@click.option("--sim-seed-drift", type=float, default=0.0, show_default=True, help="sim only: chance a seeded answer still differs.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def probe(upstream: str | None, api: str | None, model: str, api_version: str, n: int, seed: int, temperature: float,
+          max_tokens: int | None, system: str | None, prompt: str | None, sim_seed_drift: float, as_json: bool) -> None:
+    """The seed experiment: N requests without and N with a seed; how reproducible is it?"""
+    from seedtape.commands.probe import run_probe_command
+
+    text = run_probe_command(
+        upstream=upstream or default_upstream(), api=api, model=model, api_version=api_version, n=n, seed=seed,
+        temperature=temperature, max_tokens=max_tokens, system=system, prompt=prompt, sim_seed_drift=sim_seed_drift, as_json=as_json,
+    )
+    click.echo(text)
+
+
+@main.command()
+@click.option("--keep", type=click.Path(path_type=Path), default=None, help="Keep the demo's cassettes in this folder.")
+def demo(keep: Path | None) -> None:
+    """Run the seed documents' scenarios end to end (simulator upstream, real openai SDK)."""
+    from seedtape.commands.demo import run_demo
+
+    run_demo(keep)
+
+
+@main.command()
+@click.option("--unused", is_flag=True, help="Remove the recordings the last --seedtape-report-unused run listed.")
+@click.option("--report", "report_path", type=click.Path(path_type=Path), default=Path(".seedtape-cache") / "unused.json",
+              show_default=True, help="The unused-recordings report written by the pytest plugin.")
+@cassettes_option
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+@click.pass_context
+def prune(ctx: click.Context, unused: bool, report_path: Path, cassettes_dir: Path, dry_run: bool) -> None:
+    """Remove unused recordings (what `pytest --seedtape-report-unused` listed)."""
+    from seedtape.commands.prune import prune_unused, read_report
+
+    if not unused:
+        raise click.UsageError("say what to prune: --unused")
+    try:
+        report = read_report(report_path)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if ctx.get_parameter_source("cassettes_dir") in (None, click.core.ParameterSource.DEFAULT):
+        cassettes_dir = Path(report.get("cassettes_dir") or cassettes_dir)
+    result = prune_unused(cassettes_dir, report_path, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for path in result.removed:
+        click.echo(f"{verb} {path}")
+    for label in result.changed:
+        click.echo(f"kept {label}: it no longer holds the listed key", err=True)
+    click.echo(f"{verb} {len(result.removed)} unused recording(s) from {cassettes_dir}"
+               + (f"; {len(result.missing)} listed were already gone" if result.missing else ""))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

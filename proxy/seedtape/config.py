@@ -1,0 +1,103 @@
+"""Server settings: one frozen object, built by the CLI or by code, shared by every part.
+
+Every field can come from a ``SEEDTAPE_<FIELD>`` environment variable through the
+CLI; tests and ``client_shim`` build it directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from seedtape.durability import FSYNC_POLICIES
+from seedtape.jsonpath import parse_path
+
+OPENAI_UPSTREAM = "https://api.openai.com"
+SIM_UPSTREAM = "sim"
+
+
+def default_upstream() -> str:
+    return os.environ.get("AZURE_OPENAI_ENDPOINT") or OPENAI_UPSTREAM
+
+
+@dataclass(frozen=True)
+class Settings:
+    # One of modes.MODE_NAMES; checked by create_app, the CLI and the in-process proxy
+    # (the mode registry imports the request path, which imports this module).
+    mode: str = "auto"
+    upstream: str = field(default_factory=default_upstream)
+    cassettes_dir: Path = Path("cassettes")
+    cassette: str = "default"
+    cache_dir: Path = Path(".seedtape-cache")
+    # What an identical request past the last episode gets: "auto" (seeded or
+    # temperature 0 -> cache, else sequence), "cache" (last episode), "sequence" (new one).
+    repeats: str = "auto"
+    # Past the last episode in replay: repeat the last one, or answer an error.
+    replay_exhausted: str = "repeat"
+    record_errors: bool = False
+    ignore_fields: tuple[str, ...] = ()
+    keep_headers: tuple[str, ...] = ()
+    max_body: int = 16 * 1024 * 1024
+    upstream_timeout: float = 600.0
+    pace: str = "fast"  # or "recorded"
+    verify_serve: str = "live"  # or "recorded"
+    update: bool = False
+    ignore_paths: tuple[str, ...] = ()
+    partition_by_credential: bool = False
+    # Staleness: episodes older than this many days are expired (None: never).
+    max_age_days: float | None = None
+    on_expired: str = "warn"  # warn | fail | rerecord
+    workers: int = 1
+    # When a recording is fsynced: "background" (just after its answer; it is written
+    # whole and visible before) or "always" (before its answer). See durability.py.
+    fsync: str = "background"
+    session: str = ""  # this run's session id; set at start-up, shared by workers
+    # Clients must send this token in x-seedtape-token. Give the token; only its
+    # SHA-256 is kept (see __post_init__), so worker env and reprs never carry it.
+    auth_token: str = field(default="", repr=False, compare=False)
+    auth_token_sha256: str = ""
+    # Redaction of what is written (request and response bodies), after the key is made.
+    redact_patterns: tuple[str, ...] = ()
+    redact_paths: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.on_expired not in ("warn", "fail", "rerecord"):
+            raise ValueError(f"unknown on_expired {self.on_expired!r}; expected warn, fail or rerecord")
+        if self.fsync not in FSYNC_POLICIES:
+            raise ValueError(f"unknown fsync {self.fsync!r}; expected one of {', '.join(FSYNC_POLICIES)}")
+        if self.repeats not in ("auto", "cache", "sequence"):
+            raise ValueError(f"unknown repeats {self.repeats!r}; expected auto, cache or sequence")
+        object.__setattr__(self, "cassettes_dir", Path(self.cassettes_dir))
+        object.__setattr__(self, "cache_dir", Path(self.cache_dir))
+        if self.auth_token:
+            from seedtape.security import token_digest
+
+            object.__setattr__(self, "auth_token_sha256", token_digest(self.auth_token))
+            object.__setattr__(self, "auth_token", "")
+        for path in self.ignore_paths:
+            parse_path(path, "--ignore-path")  # a typo fails here, not as a 500 on every verify
+        if self.redact_patterns or self.redact_paths:
+            from seedtape.redaction import Redactor
+
+            Redactor.from_lists(self.redact_patterns, self.redact_paths)  # a bad pattern or path fails here, at start-up
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    def to_env(self) -> str:
+        """Serialise for worker processes (uvicorn --workers re-imports the app)."""
+        data = asdict(self)
+        data["cassettes_dir"] = str(self.cassettes_dir)
+        data["cache_dir"] = str(self.cache_dir)
+        return json.dumps(data)
+
+    @classmethod
+    def from_env(cls, text: str) -> Settings:
+        data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        tuples = {f.name for f in fields(cls) if str(f.type).startswith("tuple")}
+        values: dict[str, Any] = {k: tuple(v) if k in tuples else v for k, v in data.items() if k in known}
+        return cls(**values)

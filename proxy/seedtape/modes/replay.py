@@ -1,0 +1,34 @@
+"""replay: serve recordings only; never touch the network."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.responses import Response
+
+from seedtape.errors import ProxyError
+from seedtape.miss import cassette_miss
+
+if TYPE_CHECKING:
+    from seedtape.engine import Engine
+    from seedtape.exchange import Exchange
+
+
+class Replay:
+    name = "replay"
+    offline = True
+    reads_recordings = True
+
+    async def handle(self, engine: Engine, exchange: Exchange) -> Response:
+        prepared = engine.load(exchange)
+        if prepared is None or not prepared.episodes:
+            engine.coordinator.incr("misses")
+            raise cassette_miss(engine.store, exchange, engine.settings.ignore_fields)
+        if exchange.occurrence > len(prepared.episodes) and engine.settings.replay_exhausted == "error":
+            raise ProxyError(
+                404,
+                f"request {exchange.key[:16]} was recorded {len(prepared.episodes)} time(s) in cassette "
+                f"{exchange.cassette!r}; this is occurrence {exchange.occurrence}",
+                "seedtape_episodes_exhausted",
+            )
+        return await engine.serve_recorded(exchange, prepared)

@@ -1,0 +1,69 @@
+"""Episodes encoded once into the bytes a replay sends.
+
+The replay path does no JSON work: a recording is parsed and encoded when it enters
+the index, and every later hit sends these bytes as they are.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from seedtape.cassette import Recording
+from seedtape.episode import is_stream
+from seedtape.sse import encode_event
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedEpisode:
+    """An episode encoded once, ready to send: no JSON work on the replay path."""
+
+    number: int
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes | None
+    events: tuple[tuple[int, bytes], ...] | None
+    recorded_epoch: float = 0.0  # for --max-age; 0 when the episode has no recorded_at
+    # ``headers`` as the bytes a server sends (lower-case names): encoded here, once.
+    raw_headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    recording: Recording
+    episodes: tuple[PreparedEpisode, ...]
+
+
+def encode_json(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def recorded_epoch(episode: dict[str, Any]) -> float:
+    value = episode.get("recorded_at")
+    if not isinstance(value, str):
+        return 0.0
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def prepare_episode(number: int, episode: dict[str, Any]) -> PreparedEpisode:
+    headers = dict(episode.get("headers") or {})
+    epoch = recorded_epoch(episode)
+    if is_stream(episode):
+        headers.setdefault("content-type", "text/event-stream; charset=utf-8")
+        events = tuple((int(e.get("ms", 0)), encode_event(e.get("data"), e.get("event"))) for e in episode["events"])
+        return PreparedEpisode(number, episode["status"], tuple(headers.items()), None, events, epoch, _raw(headers))
+    headers.setdefault("content-type", "application/json")
+    return PreparedEpisode(number, episode["status"], tuple(headers.items()), encode_json(episode.get("body")), None, epoch, _raw(headers))
+
+
+def _raw(headers: dict[str, str]) -> tuple[tuple[bytes, bytes], ...]:
+    return tuple((str(k).lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in headers.items())
+
+
+def prepare(recording: Recording) -> Prepared:
+    return Prepared(recording, tuple(prepare_episode(i + 1, e) for i, e in enumerate(recording.episodes)))

@@ -1,0 +1,169 @@
+"""Forwarding a request upstream and, when asked, recording what came back.
+
+A non-streamed answer is saved before the client gets it, so a client that saw
+``x-seedtape-cache: recorded`` can trust the file is on disk. A stream is passed on
+event by event as it arrives and saved just before its final ``[DONE]`` is passed on;
+a stream that breaks first is passed on broken and never saved.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+from httpx_sse import EventSource
+from starlette.responses import Response, StreamingResponse
+
+from seedtape.episode import DONE, make_episode
+from seedtape.errors import ProxyError
+from seedtape.exchange import Exchange
+from seedtape.headers import client_response_headers
+from seedtape.sse import encode_event, event_data
+from seedtape.upstream import Upstream, upstream_failure
+
+# Called with a complete episode; returns the episode number it was saved as.
+Save = Callable[[dict[str, Any]], Awaitable[int]]
+
+
+def _ms_since(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
+
+
+def is_event_stream(response: httpx.Response) -> bool:
+    return response.headers.get("content-type", "").startswith("text/event-stream")
+
+
+async def forward(
+    upstream: Upstream,
+    exchange: Exchange,
+    headers: dict[str, str],
+    save: Save | None = None,
+    record_errors: bool = False,
+    keep_headers: frozenset[str] = frozenset(),
+) -> Response:
+    """Forward one recorded-route request; ``save`` is called for a recordable answer.
+
+    ``headers`` are the ``x-seedtape-*`` headers for the client; ``x-seedtape-cache``
+    and ``x-seedtape-episode`` in it are corrected when nothing was saved.
+    """
+    response, started = await upstream.open("POST", exchange.path, exchange.query, exchange.forward_headers, exchange.raw)
+    if 200 <= response.status_code < 300 and is_event_stream(response):
+        return _stream(upstream, response, started, headers, save, keep_headers)
+    try:
+        content = await response.aread()
+    except httpx.HTTPError as exc:
+        raise upstream_failure(exc, upstream.base_url) from exc
+    finally:
+        await response.aclose()
+    ok = 200 <= response.status_code < 300
+    body = _json_or_none(content)
+    if ok and body is None:
+        raise ProxyError(
+            502,
+            f"upstream {upstream.base_url} answered {response.status_code} with a body that is not JSON "
+            f"({len(content)} bytes, content-type {response.headers.get('content-type', 'none')!r}); nothing was recorded",
+            "upstream_error",
+        )
+    if save is not None and body is not None and (ok or record_errors):
+        episode = make_episode(response.status_code, response.headers, body=body, latency_ms=_ms_since(started), keep_headers=keep_headers)
+        headers["x-seedtape-episode"] = str(await save(episode))
+    else:
+        _not_saved(headers)
+    return Response(content, status_code=response.status_code, headers=_merge(response, headers))
+
+
+def _json_or_none(content: bytes) -> Any:
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
+
+
+def _not_saved(headers: dict[str, str]) -> None:
+    if headers.get("x-seedtape-cache") == "recorded":
+        headers["x-seedtape-cache"] = "miss"
+    headers.pop("x-seedtape-episode", None)
+
+
+def _merge(response: httpx.Response, headers: dict[str, str]) -> dict[str, str]:
+    merged = dict(client_response_headers(response.headers.multi_items()))
+    merged.update(headers)
+    return merged
+
+
+def _stream(
+    upstream: Upstream,
+    response: httpx.Response,
+    started: float,
+    headers: dict[str, str],
+    save: Save | None,
+    keep_headers: frozenset[str],
+) -> StreamingResponse:
+    return StreamingResponse(
+        _tee(upstream, response, started, save, keep_headers),
+        status_code=response.status_code,
+        headers=_merge(response, headers),
+    )
+
+
+async def _tee(
+    upstream: Upstream, response: httpx.Response, started: float, save: Save | None, keep_headers: frozenset[str]
+) -> AsyncIterator[bytes]:
+    events: list[dict[str, Any]] = []
+    try:
+        async for event in _timed_events(response):
+            events.append(event)
+            if event["data"] == DONE and save is not None:
+                latency = _ms_since(started) - event["ms"]
+                await save(make_episode(response.status_code, response.headers, events=events, latency_ms=latency, keep_headers=keep_headers))
+            yield encode_event(event["data"], event.get("event"))
+    except httpx.HTTPError as exc:
+        # Re-raised so the server aborts the client's connection: a broken upstream
+        # stream must look broken to the client too, not like a short answer.
+        raise upstream_failure(exc, upstream.base_url) from exc
+    finally:
+        await response.aclose()
+
+
+async def capture(upstream: Upstream, exchange: Exchange, keep_headers: frozenset[str] = frozenset()) -> tuple[dict[str, Any], httpx.Headers]:
+    """Forward and read the whole answer into an episode, saving nothing (for verify).
+
+    A stream is read to its end: verify compares the assembled message, and its
+    ``x-seedtape-drift`` header can only be known once the stream is complete.
+    """
+    response, started = await upstream.open("POST", exchange.path, exchange.query, exchange.forward_headers, exchange.raw)
+    try:
+        if 200 <= response.status_code < 300 and is_event_stream(response):
+            events = await _read_events(response)
+            if not events or events[-1]["data"] != DONE:
+                raise ProxyError(502, f"upstream {upstream.base_url} ended its stream before [DONE]", "upstream_error")
+            latency = _ms_since(started) - events[-1]["ms"]
+            return make_episode(response.status_code, response.headers, events=events, latency_ms=latency, keep_headers=keep_headers), response.headers
+        content = await response.aread()
+    except httpx.HTTPError as exc:
+        raise upstream_failure(exc, upstream.base_url) from exc
+    finally:
+        await response.aclose()
+    body = _json_or_none(content)
+    if body is None:
+        raise ProxyError(502, f"upstream {upstream.base_url} answered {response.status_code} with a body that is not JSON", "upstream_error")
+    return make_episode(response.status_code, response.headers, body=body, latency_ms=_ms_since(started), keep_headers=keep_headers), response.headers
+
+
+async def _read_events(response: httpx.Response) -> list[dict[str, Any]]:
+    return [event async for event in _timed_events(response)]
+
+
+async def _timed_events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    """Upstream SSE events (parsed by httpx-sse) as stored: data and ms since the first."""
+    first: float | None = None
+    async for sse in EventSource(response).aiter_sse():
+        now = time.perf_counter()
+        first = first if first is not None else now
+        event: dict[str, Any] = {"ms": int((now - first) * 1000), "data": event_data(sse.data)}
+        if sse.event and sse.event != "message":
+            event["event"] = sse.event
+        yield event

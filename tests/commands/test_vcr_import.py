@@ -1,0 +1,496 @@
+"""import-vcr on the real-world corpus in ``shared/corpus/vcr-openai``.
+
+The corpus is public vcrpy (and similar) cassettes from other projects, kept byte for
+byte. The important check is replay equality: what seedtape stores, served back the way
+the proxy serves it, must parse in the real ``openai`` SDK into exactly the objects (or
+the exception) the SDK makes from the original recorded bytes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import httpx2
+import openai
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from seedtape.cassette import InvalidCassetteName, Recording, file_name, read_recording, write_recording
+from seedtape.episode import DONE
+from seedtape.headers import CREDENTIAL_HEADERS, IDENTIFYING_HEADERS
+from seedtape.key import make_key
+from seedtape.routes import Target
+from seedtape.commands.vcr_import import (
+    ImportedEpisode,
+    ImportReport,
+    Interaction,
+    cassette_name_for,
+    import_paths,
+    load_interactions,
+)
+
+# Real recordings from public projects, kept in the repository (sources and commits in
+# its SOURCES.md), so these tests never depend on anything outside the checkout.
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "vcr-openai"
+
+RESPONSES_FILE = "crewAIInc__crewAI__TestAzureResponsesCall.test_call_delegates_to_responses.yaml"
+REASONING_FILE = "traceloop__openllmetry__test_chat_reasoning.yaml"
+PHOENIX_FILE = (
+    "Arize-ai__phoenix__TestOpenAIBaseStreamingClient.test_authentication_error_records_error_status_on_span.yaml"
+)
+
+# Interactions per file, counted by hand from the files.
+EXPECTED_COUNTS = {
+    "Arize-ai__openinference__instructor_instrumentation.yaml": 1,
+    PHOENIX_FILE: 1,
+    "DataDog__dd-trace-py__azure_chat_completion.yaml": 1,
+    "DataDog__dd-trace-py__azure_openai_openai_deployments_gpt-4.1-mini_chat_completions_api-version_2024-12-01-preview_post_696c0585.json": 1,
+    "crewAIInc__crewAI__TestAzureNativeToolCalling.test_azure_agent_with_native_tool_calling.yaml": 2,
+    RESPONSES_FILE: 1,
+    "crewAIInc__crewAI__TestAzureToolCallStreaming.test_azure_streaming_emits_tool_call_events.yaml": 1,
+    "elastic__elastic-otel-python-instrumentations__test_chat_stream_all_the_client_options.yaml": 1,
+    "elastic__elastic-otel-python-instrumentations__test_chat_stream_with_parallel_tools_and_capture_message_content.yaml": 1,
+    "open-telemetry__opentelemetry-python-contrib__test_chat_completion_404.yaml": 1,
+    "open-telemetry__opentelemetry-python-contrib__test_chat_completion_extra_params.yaml": 1,
+    "open-telemetry__opentelemetry-python-contrib__test_chat_completion_streaming.yaml": 1,
+    "open-telemetry__opentelemetry-python-contrib__test_chat_completion_tool_calls_with_content.yaml": 2,
+    "pydantic__pydantic-ai__test_azure_provider_call.yaml": 1,
+    "pydantic__pydantic-ai__test_openai_o1_mini_system_role[system].yaml": 1,
+    "pydantic__pydantic-ai__test_run_stream_sync_streams_real_model.yaml": 2,
+    "traceloop__openllmetry__test_chat.yaml": 1,
+    "traceloop__openllmetry__test_chat_content_filtering.yaml": 1,
+    REASONING_FILE: 4,
+    "traceloop__openllmetry__test_chat_streaming.yaml": 1,
+}
+STREAMED = {
+    "crewAIInc__crewAI__TestAzureToolCallStreaming.test_azure_streaming_emits_tool_call_events.yaml#1",
+    "elastic__elastic-otel-python-instrumentations__test_chat_stream_all_the_client_options.yaml#1",
+    "elastic__elastic-otel-python-instrumentations__test_chat_stream_with_parallel_tools_and_capture_message_content.yaml#1",
+    "open-telemetry__opentelemetry-python-contrib__test_chat_completion_streaming.yaml#1",
+    "pydantic__pydantic-ai__test_run_stream_sync_streams_real_model.yaml#1",
+    "pydantic__pydantic-ai__test_run_stream_sync_streams_real_model.yaml#2",
+    "traceloop__openllmetry__test_chat_streaming.yaml#1",
+}
+# Values present in the corpus that must never reach a cassette.
+KNOWN_SECRETS = (
+    "user-gif6bpt2ys8quwhhzo6dg5aw",  # a real openai-organization id (Arize file)
+    "pydantic-28gund",
+    "test_openai_org_id",
+    "test_openai_api_key",
+    "test_set_cookie",
+    "__cf_bm",
+    "_cfuvid",
+    "X-API-KEY-XXX",
+    "AUTHORIZATION-XXX",
+    "Bearer",
+)
+FORBIDDEN_HEADER_NAMES = (
+    "api-key",
+    "authorization",
+    "cookie",
+    "openai-organization",
+    "x-request-id",
+    "apim-request-id",
+)
+
+
+def corpus_files() -> list[Path]:
+    return sorted(p for p in CORPUS.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
+
+
+def corpus_sources() -> list[str]:
+    return [f"{path.name}#{n}" for path in corpus_files() for n in range(1, len(load_interactions(path)) + 1)]
+
+
+@dataclass
+class Imported:
+    report: ImportReport
+    cassettes: Path
+
+    def entry(self, source: str) -> ImportedEpisode:
+        (found,) = [e for e in self.report.imported if e.source == source]
+        return found
+
+    def read(self, source: str) -> Recording:
+        entry = self.entry(source)
+        return read_recording(self.cassettes / entry.cassette / file_name(entry.key))
+
+    def episode(self, source: str) -> dict[str, Any]:
+        entry = self.entry(source)
+        recording = read_recording(self.cassettes / entry.cassette / file_name(entry.key))
+        return recording.episodes[entry.episode - 1]
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory: pytest.TempPathFactory) -> Imported:
+    cassettes = tmp_path_factory.mktemp("cassettes")
+    return Imported(import_paths([CORPUS], cassettes), cassettes)
+
+
+def read_recording_of(imported: Imported, source: str) -> Recording:
+    entry = imported.entry(source)
+    return read_recording(imported.cassettes / entry.cassette / file_name(entry.key))
+
+
+def original(source: str) -> Interaction:
+    name, number = source.rsplit("#", 1)
+    return load_interactions(CORPUS / name)[int(number) - 1]
+
+
+# --------------------------------------------------------------------------- 1. import
+
+
+def test_every_corpus_file_loads_with_the_expected_interaction_count() -> None:
+    counts = {path.name: len(load_interactions(path)) for path in corpus_files()}
+    assert counts == EXPECTED_COUNTS
+
+
+def test_normalisation_of_the_dialects() -> None:
+    # !!binary gzip body with Content-Encoding: gzip -> decoded bytes, encoding header gone.
+    arize = load_interactions(CORPUS / "Arize-ai__openinference__instructor_instrumentation.yaml")[0]
+    assert json.loads(arize.response_body)["object"] == "chat.completion"
+    assert "content-encoding" not in arize.response_headers
+    # old vcrpy-httpx layout: content / status_code; '//openai' URI.
+    (ddog,) = load_interactions(CORPUS / "DataDog__dd-trace-py__azure_chat_completion.yaml")
+    assert ddog.status == 200 and json.loads(ddog.response_body)["model"] == "gpt-35-turbo"
+    assert "//openai/deployments" in ddog.url
+    # pydantic-ai parsed_body on both sides.
+    (pyd,) = load_interactions(CORPUS / "pydantic__pydantic-ai__test_azure_provider_call.yaml")
+    assert pyd.request_json()["model"] == "gpt-4o"
+    assert json.loads(pyd.response_body)["choices"][0]["message"]["content"] == "The capital of France is **Paris**."
+    # header-name casing folded: lower-case in the first recording, Title-Case later.
+    reasoning = load_interactions(CORPUS / REASONING_FILE)
+    assert all("content-type" in i.request_headers for i in reasoning)
+    # scalar header values (open-telemetry) and `headers: {}` (phoenix).
+    (otel,) = load_interactions(CORPUS / "open-telemetry__opentelemetry-python-contrib__test_chat_completion_404.yaml")
+    assert otel.response_headers["set-cookie"] == "test_set_cookie"
+    (phoenix,) = load_interactions(CORPUS / PHOENIX_FILE)
+    assert phoenix.request_headers == {} and phoenix.response_headers == {} and phoenix.status == 401
+
+
+def test_chat_interactions_become_recordings_and_responses_is_skipped(imported: Imported) -> None:
+    report = imported.report
+    assert report.errors == []
+    assert {path.name: count for path, count in report.files} == EXPECTED_COUNTS
+    assert [s for s, _ in report.skipped] == [f"{RESPONSES_FILE}#1"]
+    assert "/openai/v1/responses" in report.skipped[0][1] and "not a recorded route" in report.skipped[0][1]
+    chat = [s for s in corpus_sources() if not s.startswith(RESPONSES_FILE)]
+    assert sorted(e.source for e in report.imported) == sorted(chat)
+    assert all(e.route == "chat/completions" for e in report.imported)
+    assert {e.source for e in report.imported if e.stream} == STREAMED
+    assert "26 interaction(s): 25 imported" in report.summary()
+
+
+def test_identical_requests_become_episodes_in_order(imported: Imported) -> None:
+    entries = [imported.entry(f"{REASONING_FILE}#{n}") for n in range(1, 5)]
+    assert len({e.key for e in entries}) == 1
+    assert [e.episode for e in entries] == [1, 2, 3, 4]
+    recording = read_recording(imported.cassettes / entries[0].cassette / file_name(entries[0].key))
+    assert [ep["status"] for ep in recording.episodes] == [200, 404, 404, 404]
+    assert recording.episodes[1]["body"]["error"]["code"] == "DeploymentNotFound"
+    assert recording.request["api"] == "azure" and recording.request["deployment"] == "gpt-5-nano"
+
+
+def test_double_slash_uri_and_null_fields_key_like_the_proxy(imported: Imported) -> None:
+    entry = imported.entry("DataDog__dd-trace-py__azure_chat_completion.yaml#1")
+    recording = read_recording(imported.cassettes / entry.cassette / file_name(entry.key))
+    assert {k: recording.request[k] for k in ("api", "deployment", "api_version")} == {
+        "api": "azure",
+        "deployment": "test-openai",
+        "api_version": "2023-07-01-preview",
+    }
+    json_file = next(p.name for p in corpus_files() if p.suffix == ".json")
+    dd = imported.entry(f"{json_file}#1")
+    body = original(f"{json_file}#1").request_json()
+    assert body["model"] is None
+    target = Target("azure", "chat/completions", "gpt-4.1-mini", "2024-12-01-preview")
+    assert dd.key == make_key(target, body) == make_key(target, {k: v for k, v in body.items() if k != "model"})
+
+
+def test_streams_become_events_with_zero_offsets_and_done(imported: Imported) -> None:
+    for source in STREAMED:
+        episode = imported.episode(source)
+        assert "body" not in episode and episode["headers"]["content-type"].startswith("text/event-stream")
+        assert {e["ms"] for e in episode["events"]} == {0}
+        assert episode["events"][-1]["data"] == DONE
+        assert all(isinstance(e["data"], dict) for e in episode["events"][:-1])
+
+
+def test_no_secret_reaches_a_written_byte(imported: Imported) -> None:
+    written = b"".join(path.read_bytes() for path in sorted(imported.cassettes.rglob("*")) if path.is_file())
+    assert len(imported.report.written) == len(list(imported.cassettes.rglob("*.json"))) > 0
+    text = written.decode("utf-8")
+    lowered = text.lower()
+    for name in FORBIDDEN_HEADER_NAMES:
+        assert f'"{name}"' not in lowered, name
+    for secret in KNOWN_SECRETS:
+        assert secret not in text, secret
+    # Every credential / identifying header value in the corpus, whatever its casing.
+    sensitive = CREDENTIAL_HEADERS | IDENTIFYING_HEADERS
+    for source in corpus_sources():
+        interaction = original(source)
+        for headers in (interaction.request_headers, interaction.response_headers):
+            for name, value in headers.items():
+                if name in sensitive and value:
+                    assert value not in text, (source, name)
+
+
+# --------------------------------------------------------------------------- 2. replay equality
+
+
+def _serve(status: int, content_type: str, body: bytes) -> Starlette:
+    """A stand-in upstream/proxy that answers every POST with the given bytes."""
+
+    async def answer(request: Request) -> Response:
+        await request.body()
+        headers = {"content-type": content_type} if content_type else {}
+        return Response(content=body, status_code=status, headers=headers)
+
+    return Starlette(routes=[Route("/{path:path}", answer, methods=["POST"])])
+
+
+def _original_bytes(interaction: Interaction) -> tuple[int, str, bytes]:
+    return interaction.status, interaction.content_type, interaction.response_body
+
+
+def _episode_bytes(episode: dict[str, Any]) -> tuple[int, str, bytes]:
+    """The episode framed the way the proxy sends it: JSON, or ``data: …\\n\\n`` events."""
+    content_type = episode["headers"].get("content-type", "")
+    if "events" in episode:
+        frames = [
+            e["data"] if e["data"] == DONE else json.dumps(e["data"], ensure_ascii=False) for e in episode["events"]
+        ]
+        return episode["status"], content_type, "".join(f"data: {f}\n\n" for f in frames).encode("utf-8")
+    return episode["status"], content_type, json.dumps(episode["body"], ensure_ascii=False).encode("utf-8")
+
+
+def _http_client(flavour: str, app: Starlette) -> httpx.AsyncClient | httpx2.AsyncClient:
+    if flavour == "httpx2":
+        return httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://replay.test")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://replay.test")
+
+
+def _create_kwargs(client: openai.AsyncOpenAI, request: dict[str, Any]) -> dict[str, Any]:
+    """The recorded body as ``create(**body)``; fields the SDK has no argument for go in ``extra_body``."""
+    known = inspect.signature(client.chat.completions.create).parameters
+    kwargs = {k: v for k, v in request.items() if k in known}
+    extra = {k: v for k, v in request.items() if k not in known}
+    return {**kwargs, "extra_body": extra} if extra else kwargs
+
+
+def _dumps(model: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``model_dump()``, plus the fields actually present, so null-vs-absent counts too."""
+    return model.model_dump(), model.model_dump(exclude_unset=True)
+
+
+async def _sdk_parse(flavour: str, served: tuple[int, str, bytes], request: dict[str, Any]) -> tuple[Any, ...]:
+    """What the SDK makes of a served response: a typed object, its chunks, or an exception."""
+    async with _http_client(flavour, _serve(*served)) as http_client:
+        client = openai.AsyncOpenAI(
+            api_key="sk-replay", base_url="http://replay.test/v1", http_client=http_client, max_retries=0
+        )
+        try:
+            result = await client.chat.completions.create(**_create_kwargs(client, request))
+            if isinstance(result, openai.AsyncStream):
+                chunks = [chunk async for chunk in result]
+                return ("stream", [type(c) for c in chunks], [_dumps(c) for c in chunks])
+            return ("object", type(result), _dumps(result))
+        except openai.APIStatusError as exc:
+            return ("error", type(exc), exc.status_code, exc.body, exc.code, exc.type, exc.param, exc.message)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("flavour", ["httpx2", "httpx"])
+@pytest.mark.parametrize("source", [s for s in corpus_sources() if not s.startswith(RESPONSES_FILE)])
+async def test_replay_parses_into_the_same_sdk_objects(imported: Imported, source: str, flavour: str) -> None:
+    interaction = original(source)
+    request = interaction.request_json()
+    # crewAI's Azure requests carry no "model" (the deployment is in the path); the SDK
+    # requires the argument, and an Azure user passes the deployment there.
+    request.setdefault("model", read_recording_of(imported, source).request["deployment"])
+    from_original = await _sdk_parse(flavour, _original_bytes(interaction), request)
+    from_seedtape = await _sdk_parse(flavour, _episode_bytes(imported.episode(source)), request)
+    assert from_seedtape == from_original
+    kind = from_original[0]
+    if 200 <= interaction.status < 300:
+        assert kind == ("stream" if source in STREAMED else "object")
+        if kind == "stream":
+            assert len(from_original[2]) == len(imported.episode(source)["events"]) - 1 > 1
+    else:
+        assert kind == "error" and from_original[2] == interaction.status
+        assert issubclass(from_original[1], openai.APIStatusError)
+
+
+# --------------------------------------------------------------------------- 3. bad files and options
+
+
+def test_unreadable_files_are_reported_and_the_rest_still_imports(tmp_path: Path) -> None:
+    inbox = tmp_path / "vcr"
+    inbox.mkdir()
+    good = "open-telemetry__opentelemetry-python-contrib__test_chat_completion_extra_params.yaml"
+    shutil.copy(CORPUS / good, inbox / good)
+    (inbox / "a_broken.yaml").write_text("interactions:\n- request: {method: POST\n  uri: [\n", encoding="utf-8")
+    (inbox / "b_not_a_cassette.yaml").write_text("hello: world\n", encoding="utf-8")
+    (inbox / "c_latin1.yaml").write_bytes("interactions: [] # caf\xe9\n".encode("latin-1"))
+    (inbox / "d_bad_status.json").write_text(
+        '{"request": {"method": "POST", "url": "https://x/v1/chat/completions"}, "response": {}}'
+    )
+    (inbox / "notes.txt").write_text("not picked up from a folder")
+
+    report = import_paths([inbox, tmp_path / "missing.yaml"], tmp_path / "cassettes")
+
+    messages = {path.name: message for path, message in report.errors}
+    assert set(messages) == {
+        "a_broken.yaml",
+        "b_not_a_cassette.yaml",
+        "c_latin1.yaml",
+        "d_bad_status.json",
+        "missing.yaml",
+    }
+    assert "broken YAML at line" in messages["a_broken.yaml"]
+    assert "not a vcrpy cassette" in messages["b_not_a_cassette.yaml"]
+    assert "not UTF-8" in messages["c_latin1.yaml"]
+    assert "interaction 1" in messages["d_bad_status.json"] and "status" in messages["d_bad_status.json"]
+    assert "no such file" in messages["missing.yaml"]
+    for path, message in report.errors:
+        assert str(path) in message  # every message names its file
+    assert [e.source for e in report.imported] == [f"{good}#1"]
+    assert not report.ok and "5 error(s)" in report.summary()
+    assert (tmp_path / "cassettes" / good.removesuffix(".yaml")).is_dir()
+
+
+def test_one_cassette_for_everything_counts_occurrences_across_files(tmp_path: Path) -> None:
+    # test_chat and test_chat_content_filtering sent the very same request.
+    files = [
+        CORPUS / "traceloop__openllmetry__test_chat.yaml",
+        CORPUS / "traceloop__openllmetry__test_chat_content_filtering.yaml",
+    ]
+    report = import_paths(files, tmp_path, cassette="suite/azure")
+    assert [(e.cassette, e.episode) for e in report.imported] == [("suite/azure", 1), ("suite/azure", 2)]
+    (path,) = report.written
+    episodes = read_recording(path).episodes
+    assert [ep["body"]["choices"][0]["finish_reason"] for ep in episodes] == ["stop", "content_filter"]
+    with pytest.raises(InvalidCassetteName):
+        import_paths(files, tmp_path, cassette="../outside")
+
+
+def test_reimport_rewrites_episodes_by_position_and_keeps_extra_ones(tmp_path: Path) -> None:
+    source = CORPUS / REASONING_FILE
+    first = import_paths([source], tmp_path)
+    (path,) = first.written
+    recording = read_recording(path)
+    recording.episodes.append(
+        {"status": 200, "headers": {}, "body": {"kept": True}, "recorded_at": "x", "latency_ms": 0}
+    )
+    write_recording(path, recording)
+    second = import_paths([source], tmp_path)
+    assert [e.episode for e in second.imported] == [1, 2, 3, 4]
+    episodes = read_recording(path).episodes
+    assert len(episodes) == 5 and episodes[4]["body"] == {"kept": True}
+    assert [ep["status"] for ep in episodes[:4]] == [200, 404, 404, 404]
+
+
+def test_existing_broken_cassette_file_is_reported_not_overwritten(tmp_path: Path) -> None:
+    source = CORPUS / "open-telemetry__opentelemetry-python-contrib__test_chat_completion_404.yaml"
+    key = import_paths([source], tmp_path / "probe").imported[0].key
+    target = tmp_path / "cassettes" / cassette_name_for(source) / file_name(key)
+    target.parent.mkdir(parents=True)
+    target.write_text("{ not json")
+    report = import_paths([source], tmp_path / "cassettes")
+    assert report.imported == [] and len(report.errors) == 1 and "broken JSON" in report.errors[0][1]
+    assert target.read_text() == "{ not json"
+
+
+def test_record_errors_false_skips_error_responses(tmp_path: Path) -> None:
+    report = import_paths([CORPUS / REASONING_FILE], tmp_path, record_errors=False)
+    assert [e.status for e in report.imported] == [200]
+    assert len(report.skipped) == 3 and all("HTTP 404" in reason for _, reason in report.skipped)
+
+
+def test_cassette_names_from_file_stems() -> None:
+    assert (
+        cassette_name_for(Path("x/test_openai_o1_mini_system_role[system].yaml"))
+        == "test_openai_o1_mini_system_role[system]"
+    )
+    assert cassette_name_for(Path("a b:c?.yml")) == "a_b_c_"
+    assert len(cassette_name_for(Path("n" * 300 + ".yaml"))) == 200
+
+
+def test_recording_request_holds_only_the_key_material(imported: Imported) -> None:
+    for entry in imported.report.imported:
+        recording: Recording = read_recording(imported.cassettes / entry.cassette / file_name(entry.key))
+        assert set(recording.request) == {"api", "route", "deployment", "api_version", "body"}
+        assert recording.key == entry.key
+
+
+SYNTHETIC = """\
+interactions:
+- request:
+    body: '{"input": "hello", "model": "text-embedding-3-small"}'
+    headers: {Authorization: [Bearer sk-secret-embeddings]}
+    method: POST
+    uri: https://api.openai.com/v1/embeddings
+  response:
+    body: {string: '{"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.5, -1.0]}]}'}
+    headers: {Content-Type: [application/json], Set-Cookie: [a=1, b=2]}
+    status: {code: 200, message: OK}
+- request:
+    body: '{"messages": [{"role": "user", "content": "hi"}], "model": "m", "stream": true}'
+    headers: {}
+    method: POST
+    uri: https://api.openai.com/v1/chat/completions
+  response:
+    body: {string: "data: {\\"choices\\": []}\\n\\n"}
+    headers: {Content-Type: text/event-stream}
+    status: {code: 200, message: OK}
+- request:
+    body: '{"messages": [{"role": "user", "content": "hi"}], "model": "m"}'
+    headers: {}
+    method: POST
+    uri: https://api.openai.com/v1/chat/completions
+  response:
+    body: {string: '<html>Bad gateway</html>'}
+    headers: {Content-Type: text/html}
+    status: {code: 502, message: Bad Gateway}
+- request:
+    body: null
+    headers: {}
+    method: GET
+    uri: https://api.openai.com/v1/models
+  response:
+    body: {string: '{"data": []}'}
+    headers: {}
+    status: {code: 200, message: OK}
+version: 1
+"""
+
+
+def test_embeddings_import_and_unusable_interactions_are_skipped_with_reasons(tmp_path: Path) -> None:
+    source = tmp_path / "synthetic.yaml"
+    source.write_text(SYNTHETIC, encoding="utf-8")
+    report = import_paths([source], tmp_path / "cassettes")
+    assert [(e.source, e.route) for e in report.imported] == [("synthetic.yaml#1", "embeddings")]
+    reasons = dict(report.skipped)
+    assert "[DONE]" in reasons["synthetic.yaml#2"]
+    assert "neither JSON nor Server-Sent Events" in reasons["synthetic.yaml#3"]
+    assert "GET /v1/models is not a recorded route" in reasons["synthetic.yaml#4"]
+    (path,) = report.written
+    text = path.read_text(encoding="utf-8")
+    assert read_recording(path).episodes[0]["body"]["data"][0]["embedding"] == [0.5, -1.0]
+    assert "sk-secret-embeddings" not in text and "a=1" not in text
+    assert load_interactions(source)[0].response_headers["set-cookie"] == "a=1, b=2"
