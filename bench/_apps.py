@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -17,7 +18,7 @@ from starlette.routing import Route
 
 
 def bare_app() -> Starlette:
-    spec = json.loads(open(os.environ["BENCH_BARE_SPEC"], encoding="utf-8").read())
+    spec = json.loads(Path(os.environ["BENCH_BARE_SPEC"]).read_text(encoding="utf-8"))
     body = bytes.fromhex(spec["body_hex"])
     headers = dict(spec["headers"])
     frames = [bytes.fromhex(f) for f in spec.get("frames_hex", [])]
@@ -27,13 +28,16 @@ def bare_app() -> Starlette:
         await request.body()
         if frames:
             if one_write:
+
                 async def joined():
                     yield b"".join(frames)
+
                 return StreamingResponse(joined(), headers=headers)
 
             async def each():
                 for frame in frames:
                     yield frame
+
             return StreamingResponse(each(), headers=headers)
         return Response(body, headers=headers)
 
@@ -54,8 +58,13 @@ def forward_app() -> Starlette:
 
     async def answer(request: Request) -> Response:
         body = await request.body()
-        sent = httpx.Request("POST", upstream + request.url.path, content=body,
-                             headers=[(b"content-type", b"application/json")], extensions={"timeout": timeout})
+        sent = httpx.Request(
+            "POST",
+            upstream + request.url.path,
+            content=body,
+            headers=[(b"content-type", b"application/json")],
+            extensions={"timeout": timeout},
+        )
         got = await transport.handle_async_request(sent)
         content = await got.aread()
         return Response(content, status_code=got.status_code, headers={"content-type": got.headers.get("content-type", "")})

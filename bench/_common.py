@@ -65,11 +65,18 @@ def response_body(i: int) -> dict[str, Any]:
 
 def stream_events(i: int, words: int = 60) -> list[dict[str, Any]]:
     """A chat.completion.chunk stream of about ``words`` content events and [DONE]."""
-    base = {"id": f"chatcmpl-bench{i:08d}", "object": "chat.completion.chunk", "created": 1717000000 + i,
-            "model": "gpt-4-0613", "system_fingerprint": "fp_bench0001"}
+    base = {
+        "id": f"chatcmpl-bench{i:08d}",
+        "object": "chat.completion.chunk",
+        "created": 1717000000 + i,
+        "model": "gpt-4-0613",
+        "system_fingerprint": "fp_bench0001",
+    }
     tokens = (STORY + " ") * (1 + words // 60)
     tokens_list = tokens.split()[:words]
-    events: list[dict[str, Any]] = [{"ms": 0, "data": {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}}]
+    events: list[dict[str, Any]] = [
+        {"ms": 0, "data": {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}}
+    ]
     for n, word in enumerate(tokens_list, 1):
         events.append({"ms": n, "data": {**base, "choices": [{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}]}})
     events.append({"ms": words + 1, "data": {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}})
@@ -84,8 +91,12 @@ def key_of(i: int, *, stream: bool = False) -> str:
 def recording(i: int, *, stream: bool = False) -> Recording:
     body = request_body(i, stream=stream)
     key = make_key(OPENAI_CHAT, body)
-    episode: dict[str, Any] = {"recorded_at": "2024-06-01T12:00:00.000000Z", "status": 200, "latency_ms": 812,
-                               "system_fingerprint": "fp_bench0001"}
+    episode: dict[str, Any] = {
+        "recorded_at": "2024-06-01T12:00:00.000000Z",
+        "status": 200,
+        "latency_ms": 812,
+        "system_fingerprint": "fp_bench0001",
+    }
     if stream:
         episode["headers"] = {"content-type": "text/event-stream; charset=utf-8"}
         episode["events"] = stream_events(i)
@@ -138,9 +149,20 @@ def make_cassette(root: Path, cassette: str, n: int, *, stream: bool = False, jo
 
 async def asgi_post(app: Any, path: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> tuple[int, bytes]:
     """One POST straight into an ASGI app (no client_shim import: it pulls in openai)."""
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "headers": headers,
-             "scheme": "http", "path": path.decode(), "raw_path": path, "query_string": b"", "server": ("127.0.0.1", 80),
-             "client": ("127.0.0.1", 1), "root_path": ""}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "headers": headers,
+        "scheme": "http",
+        "path": path.decode(),
+        "raw_path": path,
+        "query_string": b"",
+        "server": ("127.0.0.1", 80),
+        "client": ("127.0.0.1", 1),
+        "root_path": "",
+    }
     sent = False
     status = 0
     parts: list[bytes] = []
@@ -219,9 +241,8 @@ def server_process(args: list[str], health_url: str, env: dict[str, str] | None 
     """Run a server command (its own process group) until the block ends."""
     import tempfile
 
-    errors = tempfile.TemporaryFile()  # not a pipe: a chatty server must never block on it
-    proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=errors,
-                            start_new_session=True)
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below; not a pipe: a chatty server must never block on it
+    proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True)
     try:
         try:
             wait_http(health_url)

@@ -15,7 +15,9 @@ import sys
 import time
 
 
-async def connection(port: int, requests: list[bytes], deadline: float, budget: list[int], latencies: list[float], errors: list[int]) -> None:
+async def connection(
+    port: int, requests: list[bytes], deadline: float, budget: list[int], latencies: list[float], errors: list[int]
+) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     i = 0
     try:
@@ -53,10 +55,13 @@ async def connection(port: int, requests: list[bytes], deadline: float, budget: 
 async def main() -> None:
     path, port, bodies_file, conns, seconds = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
     max_requests = int(sys.argv[6]) if len(sys.argv) > 6 else 10_000_000
-    bodies = json.loads(open(bodies_file, encoding="utf-8").read())
+    with open(bodies_file, encoding="utf-8") as handle:
+        bodies = json.load(handle)
     requests = [
-        (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-         f"Content-Length: {len(b.encode())}\r\n\r\n").encode() + b.encode()
+        (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {len(b.encode())}\r\n\r\n"
+        ).encode()
+        + b.encode()
         for b in bodies
     ]
     latencies: list[float] = []
@@ -68,7 +73,11 @@ async def main() -> None:
     elapsed = time.perf_counter() - started
     latencies.sort()
     pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000 if latencies else float("nan")  # noqa: E731
-    print(json.dumps({"rps": len(latencies) / elapsed, "p50_ms": pick(0.5), "p99_ms": pick(0.99), "requests": len(latencies), "errors": errors[0]}))
+    print(
+        json.dumps(
+            {"rps": len(latencies) / elapsed, "p50_ms": pick(0.5), "p99_ms": pick(0.99), "requests": len(latencies), "errors": errors[0]}
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -26,9 +26,9 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as c  # noqa: E402
+import _common as c
 
-from seedtape.config import Settings  # noqa: E402
+from seedtape.config import Settings
 
 PATH = "/v1/chat/completions"
 
@@ -66,7 +66,10 @@ def _ms(text: str) -> float:
 def run_wrk(wrk: str, script: Path, port: int, conns: int, seconds: float) -> dict[str, float]:
     out = subprocess.run(
         [wrk, "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script), f"http://127.0.0.1:{port}"],
-        capture_output=True, text=True, timeout=seconds + 30, check=True,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
@@ -80,7 +83,10 @@ def run_wrk(wrk: str, script: Path, port: int, conns: int, seconds: float) -> di
 def run_python(bodies_file: Path, port: int, conns: int, seconds: float) -> dict[str, float]:
     out = subprocess.run(
         [c.PYTHON, str(c.HERE / "_loadgen.py"), PATH, str(port), str(bodies_file), str(conns), str(seconds)],
-        capture_output=True, text=True, timeout=seconds + 60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
     ).stdout
     result = json.loads(out)
     if result["errors"]:
@@ -118,18 +124,29 @@ def main() -> None:
         bodies_file = tmpdir / "bodies.json"
         bodies_file.write_text(json.dumps(bodies))
         script = wrk_script(bodies, tmpdir)
-        settings = Settings(mode="replay", upstream="http://127.0.0.1:9", cassettes_dir=tmpdir / "cassettes", cassette="bench",
-                            cache_dir=tmpdir / "cache", session="bench")
-        env = {"SEEDTAPE_SETTINGS_JSON": settings.to_env(), "BENCH_BARE_SPEC": str(tmpdir / "bare.json"),
-               "PYTHONPATH": os.pathsep.join([str(c.HERE), os.environ.get("PYTHONPATH", "")])}
+        settings = Settings(
+            mode="replay",
+            upstream="http://127.0.0.1:9",
+            cassettes_dir=tmpdir / "cassettes",
+            cassette="bench",
+            cache_dir=tmpdir / "cache",
+            session="bench",
+        )
+        env = {
+            "SEEDTAPE_SETTINGS_JSON": settings.to_env(),
+            "BENCH_BARE_SPEC": str(tmpdir / "bare.json"),
+            "PYTHONPATH": os.pathsep.join([str(c.HERE), os.environ.get("PYTHONPATH", "")]),
+        }
 
         def load(port: int, conns: int) -> dict[str, float]:
             if wrk:
                 return run_wrk(wrk, script, port, conns, args.seconds)
             return run_python(bodies_file, port, conns, args.seconds)
 
-        print(f"HTTP replay: {args.recordings} recordings ({made:.1f}s to write), {keys} distinct requests, load from {loadgen}, "
-              f"{args.rounds} round(s) of {args.seconds:.0f}s, uvicorn options {args.uvicorn}")
+        print(
+            f"HTTP replay: {args.recordings} recordings ({made:.1f}s to write), {keys} distinct requests, load from {loadgen}, "
+            f"{args.rounds} round(s) of {args.seconds:.0f}s, uvicorn options {args.uvicorn}"
+        )
         results: dict[str, dict[str, list[dict[str, float]]]] = {}
         for w in workers:
             ports = {"seedtape": c.free_port(), "bare": c.free_port()}
@@ -140,12 +157,19 @@ def main() -> None:
                 for name in ("seedtape", "bare"):
                     if name == "bare":
                         _write_bare_spec(ports["seedtape"], bodies[0], tmpdir / "bare.json")
-                    procs[name] = stack.enter_context(c.server_process(
-                        [c.PYTHON, str(c.HERE / "_serve.py"), name, str(ports[name]), str(w), args.uvicorn],
-                        f"http://127.0.0.1:{ports[name]}/_seedtape/health", env))
+                    procs[name] = stack.enter_context(
+                        c.server_process(
+                            [c.PYTHON, str(c.HERE / "_serve.py"), name, str(ports[name]), str(w), args.uvicorn],
+                            f"http://127.0.0.1:{ports[name]}/_seedtape/health",
+                            env,
+                        )
+                    )
                 for name in ("seedtape", "bare") if not args.quick else ():  # warm-up: index filled, code paths hot
-                    (run_wrk(wrk, script, ports[name], args.connections, 1.0) if wrk
-                     else run_python(bodies_file, ports[name], args.connections, 1.0))
+                    (
+                        run_wrk(wrk, script, ports[name], args.connections, 1.0)
+                        if wrk
+                        else run_python(bodies_file, ports[name], args.connections, 1.0)
+                    )
                 runs: dict[str, list[dict[str, float]]] = {"seedtape": [], "bare": [], "seedtape_1c": [], "bare_1c": []}
                 for _ in range(args.rounds):
                     for name in ("seedtape", "bare"):
@@ -179,8 +203,9 @@ def report(results: dict[str, dict[str, list[dict[str, float]]]], workers: list[
     rows.append((f"throughput, {conns} conns, {workers[0]} worker(s) (req/s)", f"{s:,.0f}", f"{b:,.0f}", f"{s / b:.2f}", ">= 0.60"))
     for field in ("p50_ms", "p99_ms"):
         s, b = med(first["seedtape_1c"], field), med(first["bare_1c"], field)
-        rows.append((f"latency {field[:3]}, 1 conn (ms)", f"{s:.3f}", f"{b:.3f}", f"{s - b:+.3f} ms",
-                     "<= +1 ms" if field == "p50_ms" else ""))
+        rows.append(
+            (f"latency {field[:3]}, 1 conn (ms)", f"{s:.3f}", f"{b:.3f}", f"{s - b:+.3f} ms", "<= +1 ms" if field == "p50_ms" else "")
+        )
     for field in ("p50_ms", "p99_ms"):
         s, b = med(first["seedtape"], field), med(first["bare"], field)
         rows.append((f"latency {field[:3]}, {conns} conns (ms)", f"{s:.3f}", f"{b:.3f}", f"{s / b:.2f}", ""))
@@ -191,7 +216,9 @@ def report(results: dict[str, dict[str, list[dict[str, float]]]], workers: list[
         rows.append((f"throughput, {w} workers (req/s)", f"{s:,.0f}", f"{b:,.0f}", f"{s / b:.2f}", f"{s / s1:.2f}x of 1 worker"))
     for w in workers:
         rss = results[str(w)]["rss_mb"][0]
-        rows.append((f"RSS, {w} worker(s) (MB)", f"{rss['seedtape']:.0f}", f"{rss['bare']:.0f}", f"{rss['seedtape'] / rss['bare']:.2f}", ""))
+        rows.append(
+            (f"RSS, {w} worker(s) (MB)", f"{rss['seedtape']:.0f}", f"{rss['bare']:.0f}", f"{rss['seedtape'] / rss['bare']:.2f}", "")
+        )
     print(c.table(rows, ("metric", "seedtape", "bare app", "ratio / added", "target")))
 
 

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as c  # noqa: E402
+import _common as c
 
 BASE = "http://127.0.0.1:9/v1"  # loopback discard port: nothing may ever leave the machine
 URI = BASE + "/chat/completions"
@@ -51,12 +51,21 @@ def write_vcr_cassette(path: Path, n: int) -> float:
     started = time.perf_counter()
     interactions = []
     for i in range(n):
-        interactions.append({
-            "request": {"body": json.dumps(c.request_body(i)), "headers": {"Content-Type": ["application/json"]},
-                        "method": "POST", "uri": URI},
-            "response": {"status": {"code": 200, "message": "OK"}, "headers": {"content-type": ["application/json"]},
-                         "body": {"string": json.dumps(c.response_body(i), separators=(",", ":"))}},
-        })
+        interactions.append(
+            {
+                "request": {
+                    "body": json.dumps(c.request_body(i)),
+                    "headers": {"Content-Type": ["application/json"]},
+                    "method": "POST",
+                    "uri": URI,
+                },
+                "response": {
+                    "status": {"code": 200, "message": "OK"},
+                    "headers": {"content-type": ["application/json"]},
+                    "body": {"string": json.dumps(c.response_body(i), separators=(",", ":"))},
+                },
+            }
+        )
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     path.write_text(yaml.dump({"interactions": interactions, "version": 1}, Dumper=dumper))
     return time.perf_counter() - started
@@ -168,7 +177,9 @@ def floor_client() -> Any:
     return sdk_client(httpx2.Client(transport=FixedBytes()))
 
 
-def bench_size(n: int, tmp: Path, calls: int, vcr_calls: int, vcr_budget: float, rng: random.Random, no_vcr: bool = False) -> dict[str, Any]:
+def bench_size(
+    n: int, tmp: Path, calls: int, vcr_calls: int, vcr_budget: float, rng: random.Random, no_vcr: bool = False
+) -> dict[str, Any]:
     from client_shim import InProcessProxy
 
     c.make_cassette(tmp / "cassettes", f"n{n}", n)
@@ -221,19 +232,36 @@ def has_vcr() -> bool:
 
 def report(results: list[dict[str, Any]]) -> None:
     rows = []
-    arms = (("seedtape_cold", "seedtape, file read"), ("seedtape_warm", "seedtape, repeat"), ("vcr", "vcrpy"),
-            ("seedtape_async", "seedtape async, repeat"))
+    arms = (
+        ("seedtape_cold", "seedtape, file read"),
+        ("seedtape_warm", "seedtape, repeat"),
+        ("vcr", "vcrpy"),
+        ("seedtape_async", "seedtape async, repeat"),
+    )
     for r in results:
         for arm, label in arms:
             if arm not in r:
                 continue
             ms, floor = c.median(r[arm]) * 1000, c.median(r["floor_" + arm]) * 1000
-            rows.append((f"{r['n']:,}", label, f"{ms:.3f}", f"{floor:.3f}", f"{ms / floor:.2f}x", len(r[arm]),
-                         f"{c.percentile(r[arm], 0.99) * 1000:.3f}"))
+            rows.append(
+                (
+                    f"{r['n']:,}",
+                    label,
+                    f"{ms:.3f}",
+                    f"{floor:.3f}",
+                    f"{ms / floor:.2f}x",
+                    len(r[arm]),
+                    f"{c.percentile(r[arm], 0.99) * 1000:.3f}",
+                )
+            )
     print(c.table(rows, ("recordings", "arm", "ms/call p50", "floor ms", "vs floor", "calls", "ms p99")))
     print()
-    print(c.table([(f"{r['n']:,}", f"{r['seedtape_start_s'] * 1000:.1f}", f"{r.get('vcr_load_s', float('nan')) * 1000:.1f}") for r in results],
-                  ("recordings", "seedtape start (ms)", "vcrpy cassette load (ms)")))
+    print(
+        c.table(
+            [(f"{r['n']:,}", f"{r['seedtape_start_s'] * 1000:.1f}", f"{r.get('vcr_load_s', float('nan')) * 1000:.1f}") for r in results],
+            ("recordings", "seedtape start (ms)", "vcrpy cassette load (ms)"),
+        )
+    )
 
 
 def main() -> None:

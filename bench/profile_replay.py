@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as c  # noqa: E402
+import _common as c
 
-from seedtape.client.loop import call_asgi  # noqa: E402
-from seedtape.app import create_app  # noqa: E402
-from seedtape.config import Settings  # noqa: E402
+from seedtape.app import create_app
+from seedtape.client.loop import call_asgi
+from seedtape.config import Settings
 
 PATH = b"/v1/chat/completions"
 
@@ -69,8 +69,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="seedtape-prof-") as tmp:
         root = Path(tmp)
         c.make_cassette(root / "cassettes", "bench", args.recordings)
-        settings = Settings(mode="replay", upstream="http://127.0.0.1:9", cassettes_dir=root / "cassettes", cassette="bench",
-                            cache_dir=root / "cache", session="prof")
+        settings = Settings(
+            mode="replay",
+            upstream="http://127.0.0.1:9",
+            cassettes_dir=root / "cassettes",
+            cassette="bench",
+            cache_dir=root / "cache",
+            session="prof",
+        )
         n = min(args.recordings, args.calls)
         bodies = [json.dumps(c.request_body(i)).encode() for i in range(n)]
         profiler = Profiler(interval=0.0002)
@@ -79,18 +85,23 @@ def main() -> None:
             drive(app, bodies[:100], 2)
             base = drive(app, bodies[:100], max(1, args.calls // 100))
             # the bare app answers one recorded answer's bytes
-            one = asyncio.run(call_asgi(app, "POST", "http", "127.0.0.1", 80, PATH, b"", [(b"content-type", b"application/json")], bodies[0]))
+            one = asyncio.run(
+                call_asgi(app, "POST", "http", "127.0.0.1", 80, PATH, b"", [(b"content-type", b"application/json")], bodies[0])
+            )
             bapp = bare(one[2], [(k.decode(), v.decode()) for k, v in one[1] if k != b"content-length"])
             drive(bapp, bodies[:100], 2)
             bare_times = drive(bapp, bodies[:100], max(1, args.calls // 100))
-            print(f"app per call p50 {c.median(base) * 1e6:.0f} us vs bare Starlette {c.median(bare_times) * 1e6:.0f} us "
-                  f"(+{(c.median(base) - c.median(bare_times)) * 1e6:.0f} us)")
+            print(
+                f"app per call p50 {c.median(base) * 1e6:.0f} us vs bare Starlette {c.median(bare_times) * 1e6:.0f} us "
+                f"(+{(c.median(base) - c.median(bare_times)) * 1e6:.0f} us)"
+            )
             if not args.no_profile:
                 with profiler:
                     drive(app, bodies[:100], max(1, args.calls // 100))
         else:
-            from client_shim import InProcessProxy
             from inprocess import call, floor_client
+
+            from client_shim import InProcessProxy
 
             proxy = InProcessProxy(settings)
             client = proxy.openai()
@@ -108,8 +119,10 @@ def main() -> None:
                 if not args.no_profile:
                     with profiler:
                         [call(client, i % 100) for i in range(args.calls)]
-            print(f"in-process {args.what} p50 {c.median(t) * 1e6:.0f} us vs floor {c.median(f) * 1e6:.0f} us "
-                  f"({c.median(t) / c.median(f):.2f}x)")
+            print(
+                f"in-process {args.what} p50 {c.median(t) * 1e6:.0f} us vs floor {c.median(f) * 1e6:.0f} us "
+                f"({c.median(t) / c.median(f):.2f}x)"
+            )
             proxy.close()
         if not args.no_profile:
             print(profiler.output_text(unicode=True, color=False, show_all=False))

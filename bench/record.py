@@ -35,13 +35,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as c  # noqa: E402
+import _common as c
 
-from seedtape.config import Settings  # noqa: E402
+from seedtape.config import Settings
 
 PATH = "/v1/chat/completions"
 
@@ -64,22 +64,43 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="seedtape-bench-") as tmp, contextlib.ExitStack() as stack:
         tmpdir = Path(tmp)
         spec = tmpdir / "upstream.json"
-        spec.write_text(json.dumps({"body_hex": json.dumps(c.response_body(0), separators=(",", ":")).encode().hex(),
-                                    "headers": [["content-type", "application/json"]]}))
+        spec.write_text(
+            json.dumps(
+                {
+                    "body_hex": json.dumps(c.response_body(0), separators=(",", ":")).encode().hex(),
+                    "headers": [["content-type", "application/json"]],
+                }
+            )
+        )
         up = c.free_port()
-        env = {"BENCH_BARE_SPEC": str(spec), "BENCH_FORWARD_UPSTREAM": f"http://127.0.0.1:{up}",
-               "PYTHONPATH": os.pathsep.join([str(c.HERE), os.environ.get("PYTHONPATH", "")])}
+        env = {
+            "BENCH_BARE_SPEC": str(spec),
+            "BENCH_FORWARD_UPSTREAM": f"http://127.0.0.1:{up}",
+            "PYTHONPATH": os.pathsep.join([str(c.HERE), os.environ.get("PYTHONPATH", "")]),
+        }
         ports = {"direct": up}
         servers: list[tuple[str, str, dict[str, str]]] = [("direct", "bare", {}), ("forward floor", "forward", {})]
         for arm_name, fsync in (("seedtape", "background"), ("seedtape --fsync always", "always")):
-            settings = Settings(mode="record", upstream=f"http://127.0.0.1:{up}", cassettes_dir=tmpdir / fsync, cassette="rec",
-                                cache_dir=tmpdir / f"cache-{fsync}", session="bench", fsync=fsync)
+            settings = Settings(
+                mode="record",
+                upstream=f"http://127.0.0.1:{up}",
+                cassettes_dir=tmpdir / fsync,
+                cassette="rec",
+                cache_dir=tmpdir / f"cache-{fsync}",
+                session="bench",
+                fsync=fsync,
+            )
             servers.append((arm_name, "seedtape", {"SEEDTAPE_SETTINGS_JSON": settings.to_env()}))
         for arm_name, app, extra in servers:
             port = up if arm_name == "direct" else c.free_port()
             ports[arm_name] = port
-            stack.enter_context(c.server_process([c.PYTHON, str(c.HERE / "_serve.py"), app, str(port), "1"],
-                                                 f"http://127.0.0.1:{port}/_seedtape/health", {**env, **extra}))
+            stack.enter_context(
+                c.server_process(
+                    [c.PYTHON, str(c.HERE / "_serve.py"), app, str(port), "1"],
+                    f"http://127.0.0.1:{port}/_seedtape/health",
+                    {**env, **extra},
+                )
+            )
         client = stack.enter_context(httpx.Client(timeout=30))
         counter = iter(range(10**9))
 
@@ -119,13 +140,19 @@ def main() -> None:
         over_floor = f"{p50[name] - p50['forward floor']:+.3f} ms" if name.startswith("seedtape") else ""
         target = "<= +2 ms" if name == "seedtape" else ""
         rows.append((name, f"{p50[name]:.3f}", f"{p99[name]:.3f}", added, over_floor, target))
-    print(f"record overhead: {args.rounds} rounds x {args.requests} requests per arm, each a new recording ({expected} files per seedtape arm)")
+    print(
+        f"record overhead: {args.rounds} rounds x {args.requests} requests per arm, each a new recording ({expected} files per seedtape arm)"
+    )
     print(c.table(rows, ("arm", "p50 (ms)", "p99 (ms)", "added p50 vs direct", "vs forward floor", "target")))
     if throughput:
         rate = {name: c.median(values) for name, values in throughput.items()}
         print(f"\nthroughput: {args.concurrency} clients at once, each arm 3 times (median req/s)")
-        print(c.table([(name, f"{rate[name]:,.0f}", f"{rate[name] / rate['forward floor']:.2f}") for name in ARMS],
-                      ("arm", "req/s", "vs forward floor")))
+        print(
+            c.table(
+                [(name, f"{rate[name]:,.0f}", f"{rate[name] / rate['forward floor']:.2f}") for name in ARMS],
+                ("arm", "req/s", "vs forward floor"),
+            )
+        )
     c.emit_json(args.json_out, {"latency": times, "throughput": throughput})
 
 
@@ -134,6 +161,7 @@ async def _load(port: int, clients: int, total: int, counter: Iterator[int]) -> 
     import httpx
 
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=clients)) as client:
+
         async def one_client(n: int) -> None:
             for _ in range(n):
                 body = json.dumps(c.request_body(next(counter)), separators=(",", ":"))

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as c  # noqa: E402
+import _common as c
 
 
 def probe(root: Path, cassette: str, n: int, lookups: int, fill: int) -> dict[str, float]:
@@ -39,8 +39,14 @@ def probe(root: Path, cassette: str, n: int, lookups: int, fill: int) -> dict[st
     from seedtape.config import Settings
 
     imported = time.perf_counter()
-    settings = Settings(mode="replay", upstream="http://127.0.0.1:9", cassettes_dir=root, cassette=cassette,
-                        cache_dir=root.parent / f"cache-{cassette}", session="scale")
+    settings = Settings(
+        mode="replay",
+        upstream="http://127.0.0.1:9",
+        cassettes_dir=root,
+        cassette=cassette,
+        cache_dir=root.parent / f"cache-{cassette}",
+        session="scale",
+    )
     app = create_app(settings)
     store = app.state.engine.store
     headers = [(b"content-type", b"application/json"), (b"host", b"127.0.0.1")]
@@ -84,8 +90,9 @@ def probe(root: Path, cassette: str, n: int, lookups: int, fill: int) -> dict[st
 
 
 def run_probe(root: Path, cassette: str, n: int, lookups: int, fill: int) -> dict[str, float]:
-    out = subprocess.run([c.PYTHON, __file__, "--probe", str(root), cassette, str(n), str(lookups), str(fill)],
-                         capture_output=True, text=True, timeout=900)
+    out = subprocess.run(
+        [c.PYTHON, __file__, "--probe", str(root), cassette, str(n), str(lookups), str(fill)], capture_output=True, text=True, timeout=900
+    )
     if out.returncode:
         raise RuntimeError(out.stderr[-3000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -128,7 +135,7 @@ def main() -> None:
         for n in (10, args.scale):
             name = f"n{n}"
             gen_s = c.make_cassette(root, name, n)
-            print(f"  {n:,} recordings: {'generated in %.0f s' % gen_s if gen_s else 'reused'}", file=sys.stderr)
+            print(f"  {n:,} recordings: {f'generated in {gen_s:.0f} s' if gen_s else 'reused'}", file=sys.stderr)
             r = run_probe(root, name, n, args.lookups, args.fill)
             r["generate_s"] = gen_s
             r["disk_mb"] = c.disk_usage_mb(root / name)
@@ -154,12 +161,21 @@ def main() -> None:
         ("generate_s", "time to generate the cassette", "s", ""),
     ):
         fmt = "{:.3f}" if unit == "ms" else "{:.2f}" if unit == "s" else "{:.0f}"
-        rows.append((f"{label} ({unit})", fmt.format(big[field]), fmt.format(small[field]),
-                     c.ratio(big[field], small[field]) if small[field] else "", target))
+        rows.append(
+            (
+                f"{label} ({unit})",
+                fmt.format(big[field]),
+                fmt.format(small[field]),
+                c.ratio(big[field], small[field]) if small[field] else "",
+                target,
+            )
+        )
     print(f"scale: {args.scale:,} recordings in one cassette vs 10 (python imports: {big['import_s']:.2f} s, not counted)")
     print(c.table(rows, ("metric", f"{args.scale:,}", "10", "ratio", "target")))
     print(f"seedtape ls (all cassettes): {ls_default['s']:.1f} s, {ls_default['lines']} lines; last: {ls_default['last']}")
-    print(f"seedtape ls --cassette n{args.scale} --limit 20: {ls_limited['s']:.1f} s, {ls_limited['lines']} lines; last: {ls_limited['last']}")
+    print(
+        f"seedtape ls --cassette n{args.scale} --limit 20: {ls_limited['s']:.1f} s, {ls_limited['lines']} lines; last: {ls_limited['last']}"
+    )
     c.emit_json(args.json_out, {"results": results, "ls": ls_default, "ls_limited": ls_limited})
 
 

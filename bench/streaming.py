@@ -26,10 +26,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as c  # noqa: E402
+import _common as c
 
-from seedtape.config import Settings  # noqa: E402
-from seedtape.sse import encode_event  # noqa: E402
+from seedtape.config import Settings
+from seedtape.sse import encode_event
 
 PATH = "/v1/chat/completions"
 
@@ -57,16 +57,36 @@ def main() -> None:
         events = c.stream_events(0)
         frames = [encode_event(e["data"]).hex() for e in events]
         spec = tmpdir / "bare.json"
-        spec.write_text(json.dumps({"body_hex": "", "frames_hex": frames, "one_write": not args.per_event,
-                                    "headers": [["content-type", "text/event-stream; charset=utf-8"]]}))
-        settings = Settings(mode="replay", upstream="http://127.0.0.1:9", cassettes_dir=tmpdir / "cassettes", cassette="stream",
-                            cache_dir=tmpdir / "cache", session="bench")
-        env = {"SEEDTAPE_SETTINGS_JSON": settings.to_env(), "BENCH_BARE_SPEC": str(spec),
-               "PYTHONPATH": os.pathsep.join([str(c.HERE), os.environ.get("PYTHONPATH", "")])}
+        spec.write_text(
+            json.dumps(
+                {
+                    "body_hex": "",
+                    "frames_hex": frames,
+                    "one_write": not args.per_event,
+                    "headers": [["content-type", "text/event-stream; charset=utf-8"]],
+                }
+            )
+        )
+        settings = Settings(
+            mode="replay",
+            upstream="http://127.0.0.1:9",
+            cassettes_dir=tmpdir / "cassettes",
+            cassette="stream",
+            cache_dir=tmpdir / "cache",
+            session="bench",
+        )
+        env = {
+            "SEEDTAPE_SETTINGS_JSON": settings.to_env(),
+            "BENCH_BARE_SPEC": str(spec),
+            "PYTHONPATH": os.pathsep.join([str(c.HERE), os.environ.get("PYTHONPATH", "")]),
+        }
         ports = {"seedtape": c.free_port(), "bare": c.free_port()}
         for name, port in ports.items():
-            stack.enter_context(c.server_process([c.PYTHON, str(c.HERE / "_serve.py"), name, str(port), "1"],
-                                                 f"http://127.0.0.1:{port}/_seedtape/health", env))
+            stack.enter_context(
+                c.server_process(
+                    [c.PYTHON, str(c.HERE / "_serve.py"), name, str(port), "1"], f"http://127.0.0.1:{port}/_seedtape/health", env
+                )
+            )
         client = stack.enter_context(httpx.Client(timeout=30))
         bodies = [json.dumps(c.request_body(i, stream=True), separators=(",", ":")) for i in range(keys)]
 
@@ -76,8 +96,9 @@ def main() -> None:
                 t = time.perf_counter()
                 ttfe = None
                 seen = b""
-                with client.stream("POST", f"http://127.0.0.1:{port}{PATH}", content=bodies[k % keys],
-                                   headers={"content-type": "application/json"}) as answer:
+                with client.stream(
+                    "POST", f"http://127.0.0.1:{port}{PATH}", content=bodies[k % keys], headers={"content-type": "application/json"}
+                ) as answer:
                     for chunk in answer.iter_raw():
                         if ttfe is None and b"data:" in chunk:
                             ttfe = time.perf_counter() - t
@@ -99,14 +120,30 @@ def main() -> None:
     n_events = len(events)
     s_first, b_first = c.median(results["seedtape"][0]) * 1000, c.median(results["bare"][0]) * 1000
     s_eps, b_eps = n_events / c.median(results["seedtape"][1]), n_events / c.median(results["bare"][1])
-    print(f"streaming replay: {n_events} events per stream ({args.words} content chunks), "
-          f"{len(results['seedtape'][1])} streams per arm; bare app writes {'one frame at a time' if args.per_event else 'all frames at once'}")
-    print(c.table([
-        ("time to first event p50 (ms)", f"{s_first:.3f}", f"{b_first:.3f}", f"{s_first - b_first:+.3f} ms ({s_first / b_first:.2f}x)"),
-        ("whole stream p50 (ms)", f"{c.median(results['seedtape'][1]) * 1000:.3f}", f"{c.median(results['bare'][1]) * 1000:.3f}",
-         c.ratio(c.median(results["seedtape"][1]), c.median(results["bare"][1]))),
-        ("events per second (per stream)", f"{s_eps:,.0f}", f"{b_eps:,.0f}", f"{s_eps / b_eps:.2f}"),
-    ], ("metric", "seedtape", "bare app", "ratio / added")))
+    print(
+        f"streaming replay: {n_events} events per stream ({args.words} content chunks), "
+        f"{len(results['seedtape'][1])} streams per arm; bare app writes {'one frame at a time' if args.per_event else 'all frames at once'}"
+    )
+    print(
+        c.table(
+            [
+                (
+                    "time to first event p50 (ms)",
+                    f"{s_first:.3f}",
+                    f"{b_first:.3f}",
+                    f"{s_first - b_first:+.3f} ms ({s_first / b_first:.2f}x)",
+                ),
+                (
+                    "whole stream p50 (ms)",
+                    f"{c.median(results['seedtape'][1]) * 1000:.3f}",
+                    f"{c.median(results['bare'][1]) * 1000:.3f}",
+                    c.ratio(c.median(results["seedtape"][1]), c.median(results["bare"][1])),
+                ),
+                ("events per second (per stream)", f"{s_eps:,.0f}", f"{b_eps:,.0f}", f"{s_eps / b_eps:.2f}"),
+            ],
+            ("metric", "seedtape", "bare app", "ratio / added"),
+        )
+    )
     c.emit_json(args.json_out, {k: {"first": v[0], "total": v[1]} for k, v in results.items()})
 
 

@@ -55,7 +55,10 @@ class FakeUpstream:
             return StreamingResponse(_events(ident, model, text, usage if include_usage else None), media_type="text/event-stream")
         return JSONResponse(
             {
-                "id": ident, "object": "chat.completion", "created": 1_700_000_000, "model": model,
+                "id": ident,
+                "object": "chat.completion",
+                "created": 1_700_000_000,
+                "model": model,
                 "system_fingerprint": FINGERPRINT,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop", "logprobs": None}],
                 "usage": usage,

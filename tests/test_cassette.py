@@ -23,7 +23,9 @@ def test_names_that_leave_the_folder_are_refused(name: str) -> None:
 
 
 def test_file_is_sorted_indented_with_trailing_newline(tmp_path: Path) -> None:
-    recording = Recording(key="ab" * 32, request={"api": "openai", "body": {"z": 1, "a": "panda 🐼"}}, episodes=[{"status": 200, "body": {}}])
+    recording = Recording(
+        key="ab" * 32, request={"api": "openai", "body": {"z": 1, "a": "panda 🐼"}}, episodes=[{"status": 200, "body": {}}]
+    )
     path = tmp_path / "c" / "x.json"
     write_recording(path, recording)
     text = path.read_text(encoding="utf-8")
@@ -44,7 +46,7 @@ def test_set_episode_rewrites_instead_of_growing() -> None:
 def test_broken_file_error_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "broken.json"
     path.write_text('{"format": "seedtape/1", "key": ', encoding="utf-8")
-    with pytest.raises(CassetteError, match="broken.json.*broken JSON"):
+    with pytest.raises(CassetteError, match=r"broken\.json.*broken JSON"):
         read_recording(path)
 
 

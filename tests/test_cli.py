@@ -8,7 +8,6 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from seedtape.cli import main
-
 from tests.commands.test_vcr_import import CORPUS
 
 

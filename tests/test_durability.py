@@ -25,7 +25,6 @@ from seedtape.cassette import Recording
 from seedtape.config import Settings
 from seedtape.durability import SYNC_ALL_FROM, BackgroundSync
 from seedtape.store import CassetteStore
-
 from tests.conftest import AZURE_KEY, RunningProxy
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="names synced descriptors through /proc")
@@ -88,7 +87,7 @@ def test_a_few_files_are_fsynced_each_and_their_folder_once(tmp_path: Path, watc
         sync.submit(path)
     assert sync.flush(timeout=30)
     assert sync.pending == 0
-    assert sorted(watch.paths()) == sorted(paths + [str(tmp_path / "c")])
+    assert sorted(watch.paths()) == sorted([*paths, str(tmp_path / "c")])
     assert watch.syncs == []
     sync.close()
 
@@ -180,9 +179,7 @@ def test_proxy_with_fsync_always_answers_only_after_the_recording_is_synced(
     assert synced and min(synced) <= answered
 
 
-def test_proxy_default_syncs_the_recording_soon_after_answering(
-    proxy_factory: Callable[..., RunningProxy], watch: SyncWatch
-) -> None:
+def test_proxy_default_syncs_the_recording_soon_after_answering(proxy_factory: Callable[..., RunningProxy], watch: SyncWatch) -> None:
     proxy = proxy_factory(mode="record")
     assert proxy.settings.fsync == "background"
     path, answered = _record(proxy, seed=2)

@@ -34,11 +34,22 @@ def test_bad_bodies_are_never_remembered() -> None:
 
 
 def test_encoded_response_headers_match_starlette() -> None:
-    episode = prepare_episode(1, {"status": 200, "headers": {"content-type": "application/json", "x-seedtape-cache": "stale",
-                                                              "openai-version": "2020-10-01"}, "body": {"ok": True}})
+    episode = prepare_episode(
+        1,
+        {
+            "status": 200,
+            "headers": {"content-type": "application/json", "x-seedtape-cache": "stale", "openai-version": "2020-10-01"},
+            "body": {"ok": True},
+        },
+    )
     response = episode_response(episode, {"x-seedtape-mode": "replay", "x-seedtape-cache": "hit"})
-    assert dict(response.headers) == {"content-type": "application/json", "openai-version": "2020-10-01",
-                                      "x-seedtape-mode": "replay", "x-seedtape-cache": "hit", "content-length": str(len(response.body))}
+    assert dict(response.headers) == {
+        "content-type": "application/json",
+        "openai-version": "2020-10-01",
+        "x-seedtape-mode": "replay",
+        "x-seedtape-cache": "hit",
+        "content-length": str(len(response.body)),
+    }
     assert response.body == b'{"ok":true}'
     response.headers["x-seedtape-expired"] = "3.0"  # engine adds this for --max-age warn
     assert response.headers["x-seedtape-expired"] == "3.0"

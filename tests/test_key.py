@@ -15,13 +15,25 @@ BODY = {"model": "gpt-4", "messages": [{"role": "user", "content": "Create a sto
 
 
 def test_key_is_sha256_of_the_documented_material() -> None:
-    material = {"v": 1, "api": "azure", "route": "chat/completions", "deployment": "gpt-4", "api_version": "2024-02-01", "body": canonical_body(BODY)}
+    material = {
+        "v": 1,
+        "api": "azure",
+        "route": "chat/completions",
+        "deployment": "gpt-4",
+        "api_version": "2024-02-01",
+        "body": canonical_body(BODY),
+    }
     expected = hashlib.sha256(json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
     assert make_key(AZURE, BODY) == expected
 
 
 def test_key_order_does_not_matter_at_any_depth() -> None:
-    shuffled = {"seed": 42, "temperature": 0.1, "messages": [{"content": "Create a story about red panda.", "role": "user"}], "model": "gpt-4"}
+    shuffled = {
+        "seed": 42,
+        "temperature": 0.1,
+        "messages": [{"content": "Create a story about red panda.", "role": "user"}],
+        "model": "gpt-4",
+    }
     assert make_key(AZURE, shuffled) == make_key(AZURE, BODY)
 
 
@@ -72,7 +84,9 @@ def test_route_shape_deployment_and_api_version_are_in_the_key() -> None:
 
 
 def test_ignored_fields_leave_the_key() -> None:
-    assert make_key(AZURE, {**BODY, "user": "alice"}, ignore_fields=["user"]) == make_key(AZURE, {**BODY, "user": "bob"}, ignore_fields=["user"])
+    assert make_key(AZURE, {**BODY, "user": "alice"}, ignore_fields=["user"]) == make_key(
+        AZURE, {**BODY, "user": "bob"}, ignore_fields=["user"]
+    )
 
 
 def test_partition_changes_the_key_only_when_set() -> None:
@@ -82,7 +96,14 @@ def test_partition_changes_the_key_only_when_set() -> None:
 
 @pytest.mark.parametrize(
     "body,expected",
-    [({"seed": 42}, True), ({"temperature": 0}, True), ({"temperature": 0.0}, True), ({"temperature": 0.1}, False), ({}, False), ({"seed": None}, False)],
+    [
+        ({"seed": 42}, True),
+        ({"temperature": 0}, True),
+        ({"temperature": 0.0}, True),
+        ({"temperature": 0.1}, False),
+        ({}, False),
+        ({"seed": None}, False),
+    ],
 )
 def test_deterministic_requests(body: dict[str, object], expected: bool) -> None:
     assert is_deterministic(body) is expected

@@ -12,11 +12,13 @@ import openai
 import pytest
 
 from client_shim import async_azure_client, async_openai_client, azure_client, openai_client
-
 from tests.conftest import AZURE_KEY, OPENAI_KEY, RunningProxy, scan_for_secrets
 
 OFFLINE = "http://127.0.0.1:9"
-PANDA = [{"role": "system", "content": "You always produce 3-sentence answers."}, {"role": "user", "content": "Create a story about red panda."}]
+PANDA = [
+    {"role": "system", "content": "You always produce 3-sentence answers."},
+    {"role": "user", "content": "Create a story about red panda."},
+]
 
 
 def ask(client: openai.OpenAI, **params: Any) -> tuple[str, httpx.Headers]:
@@ -185,7 +187,10 @@ def test_seedtape_headers_are_stripped_and_credentials_forwarded(tmp_path: Path)
         return JSONResponse({"id": "x", "object": "chat.completion", "created": 1, "model": "m", "choices": []})
 
     upstream = Starlette(routes=[Route("/v1/chat/completions", echo, methods=["POST"])])
-    with serve_in_thread(upstream) as up, serve_in_thread(create_app(Settings(upstream=up, cassettes_dir=tmp_path / "c", cache_dir=tmp_path / "i"))) as url:
+    with (
+        serve_in_thread(upstream) as up,
+        serve_in_thread(create_app(Settings(upstream=up, cassettes_dir=tmp_path / "c", cache_dir=tmp_path / "i"))) as url,
+    ):
         client = openai_client(url, api_key=OPENAI_KEY, cassette="c1", mode="record", session="s1")
         client.chat.completions.create(model="m", messages=PANDA, seed=3)
     [headers] = seen
@@ -262,7 +267,7 @@ def test_upstream_errors_pass_through_unrecorded(proxy_factory: Callable[..., Ru
     assert caught.value.response.headers["retry-after"] == "7"
     assert caught.value.response.headers["x-seedtape-cache"] == "miss"
     assert cassette_files(proxy) == []
-    text, headers = ask(azure_client(proxy.url, api_key=AZURE_KEY), seed=42)
+    _text, headers = ask(azure_client(proxy.url, api_key=AZURE_KEY), seed=42)
     assert headers["x-seedtape-cache"] == "recorded"
 
 
@@ -308,8 +313,12 @@ def test_recorded_routes_ask_upstream_only_for_encodings_seedtape_decodes(proxy:
 def test_forwarded_answers_carry_one_date_and_one_server_header(proxy: RunningProxy, path: str) -> None:
     """uvicorn sets both on every answer; the upstream's copies are not passed on too."""
     body = {"model": "gpt-4", "messages": PANDA, "seed": 11}
-    raw = httpx.request("POST" if "chat" in path else "GET", proxy.url + path, json=body if "chat" in path else None,
-                        headers={"authorization": f"Bearer {OPENAI_KEY}"})
+    raw = httpx.request(
+        "POST" if "chat" in path else "GET",
+        proxy.url + path,
+        json=body if "chat" in path else None,
+        headers={"authorization": f"Bearer {OPENAI_KEY}"},
+    )
     names = [name.lower() for name, _ in raw.headers.multi_items()]
     assert raw.status_code == 200
     assert names.count("date") == 1 and names.count("server") == 1
@@ -332,7 +341,10 @@ def test_cassette_file_format(proxy: RunningProxy) -> None:
     assert path.name == headers["x-seedtape-key"][:16] + ".json"
     assert data["format"] == "seedtape/1" and data["key"] == headers["x-seedtape-key"]
     assert data["request"] == {
-        "api": "azure", "route": "chat/completions", "deployment": "gpt-4", "api_version": "2024-02-01",
+        "api": "azure",
+        "route": "chat/completions",
+        "deployment": "gpt-4",
+        "api_version": "2024-02-01",
         "body": {"model": "gpt-4", "messages": PANDA, "seed": 42, "temperature": 0.1},
     }
     [episode] = data["episodes"]

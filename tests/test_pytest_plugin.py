@@ -11,23 +11,22 @@ import json
 import re
 from collections.abc import Iterator
 
+import openai  # noqa: F401
 import pytest
 from click.testing import CliRunner
 
 # Imported here once: pytester's inline runs drop the modules a run imported, so
 # anything heavy the inner sessions use would otherwise be imported again every run.
 import seedtape.client.inprocess  # noqa: F401
-import openai  # noqa: F401
-from client_shim.pytest_plugin.naming import MAX_SEGMENT, default_cassette, sanitize_segment, session_id
 from client_shim.pytest_plugin import ci_default_mode
+from client_shim.pytest_plugin.naming import MAX_SEGMENT, default_cassette, sanitize_segment, session_id
 from seedtape.cli import main as seedtape_cli
-
 from seedtape.serving import serve_in_thread
 from tests.fake_upstream import FakeUpstream
 
 pytest_plugins = ["pytester"]
 
-STORY_TESTS = '''
+STORY_TESTS = """
 import openai
 import pytest
 
@@ -75,7 +74,7 @@ async def test_async_azure(seedtape_async_azure_client):
 def test_parametrized(seedtape_client, seedtape_cassette, who):
     print("CASSETTE=" + seedtape_cassette)
     ask(seedtape_client, seed=1, user=who)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -146,15 +145,21 @@ def test_record_locally_then_replay_in_ci(project: Project) -> None:
     calls = len(project.fake.calls)
     assert calls == 8  # the unseeded prompt twice: two episodes
     # Recording forwards the caller's real keys upstream, and writes them nowhere.
-    sent = {(c["path"].startswith("/openai/"), c["headers"].get("authorization") or c["headers"].get("api-key")) for c in project.fake.calls}
+    sent = {
+        (c["path"].startswith("/openai/"), c["headers"].get("authorization") or c["headers"].get("api-key")) for c in project.fake.calls
+    }
     assert sent == {(False, f"Bearer {OPENAI_SECRET}"), (True, AZURE_SECRET)}
     written = [p for p in project.pytester.path.rglob("*") if p.is_file() and not p.name.endswith(".py")]
     assert written and not [p for p in written if OPENAI_SECRET.encode() in p.read_bytes() or AZURE_SECRET.encode() in p.read_bytes()]
     folders = {f.rsplit("/", 1)[0] for f in project.files()}
     assert folders == {
-        "test_story/test_seeded", "test_story/test_same_prompt_twice_gives_two_stories", "test_story/test_azure",
-        "test_story/test_async_stream", "test_story/test_async_azure",
-        "test_story/test_parametrized[red_panda_cub]", "test_story/test_parametrized[fox]",
+        "test_story/test_seeded",
+        "test_story/test_same_prompt_twice_gives_two_stories",
+        "test_story/test_azure",
+        "test_story/test_async_stream",
+        "test_story/test_async_azure",
+        "test_story/test_parametrized[red_panda_cub]",
+        "test_story/test_parametrized[fox]",
     }
 
     project.monkeypatch.delenv("OPENAI_API_KEY")  # CI has no credentials
@@ -168,7 +173,7 @@ def test_record_locally_then_replay_in_ci(project: Project) -> None:
 def test_each_test_is_its_own_session(project: Project) -> None:
     """Episode counters restart with every test: the second test's first request is
     served episode 1 of the shared cassette, not recorded as episode 3."""
-    source = '''
+    source = """
 import pytest
 
 def story(client):
@@ -182,7 +187,7 @@ def test_first(seedtape_client):
 @pytest.mark.seedtape(cassette="shared")
 def test_second(seedtape_client):
     print("SECOND=" + story(seedtape_client))
-'''
+"""
     project.write(source)
     recorded = project.run()
     recorded.assert_outcomes(passed=2)
@@ -202,7 +207,7 @@ def test_explicit_mode_beats_the_ci_default(project: Project) -> None:
 
 
 def test_cassettes_option_and_app_fixture(project: Project) -> None:
-    source = '''
+    source = """
 import httpx
 import pytest
 
@@ -216,7 +221,7 @@ async def test_own_asgi_client(seedtape_app, seedtape_cassette):
         answer = await client.post("/v1/chat/completions", json={"model": "m", "messages": [], "seed": 1})
     assert answer.status_code == 200
     assert answer.headers["x-seedtape-cache"] in ("recorded", "hit")
-'''
+"""
     project.write(source, name="test_app")
     project.run("--seedtape-cassettes", "elsewhere/tapes").assert_outcomes(passed=1)
     assert [p.parent.name for p in (project.pytester.path / "elsewhere/tapes/test_app").rglob("*.json")] == ["test_own_asgi_client"]
@@ -230,19 +235,21 @@ def test_replay_miss_fails_with_closest_recording_and_differing_fields(project: 
     project.write(seed=7)
     result = project.run(ci=True)
     result.assert_outcomes(passed=6, failed=1)
-    result.stdout.fnmatch_lines([
-        (
-            "*seedtape replay miss: no recording for this request in cassette 'test_story/test_seeded'. "
-            "Closest recorded request: key * (model gpt-4o-mini); differs in: seed: 7 != 42"
-        ),
-        "*called from test_story.py:* (in ask)",
-        "*To record it: run this test once with --seedtape-mode auto*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            (
+                "*seedtape replay miss: no recording for this request in cassette 'test_story/test_seeded'. "
+                "Closest recorded request: key * (model gpt-4o-mini); differs in: seed: 7 != 42"
+            ),
+            "*called from test_story.py:* (in ask)",
+            "*To record it: run this test once with --seedtape-mode auto*",
+        ]
+    )
     assert "Error code: 404" not in result.stdout.str()  # the SDK's rendering is replaced, not repeated
 
 
 def test_a_swallowed_miss_still_fails_the_test(project: Project) -> None:
-    source = '''
+    source = """
 import openai
 
 def test_tolerant(seedtape_client):
@@ -250,15 +257,17 @@ def test_tolerant(seedtape_client):
         seedtape_client.chat.completions.create(model="m", messages=[{"role": "user", "content": "never recorded"}])
     except openai.NotFoundError:
         pass
-'''
+"""
     project.write(source)
     result = project.run(ci=True)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*seedtape replay miss: no recording for this request in cassette 'test_story/test_tolerant' (the cassette is empty)*"])
+    result.stdout.fnmatch_lines(
+        ["*seedtape replay miss: no recording for this request in cassette 'test_story/test_tolerant' (the cassette is empty)*"]
+    )
 
 
 # The marker -----------------------------------------------------------------------------------
-MARKED = '''
+MARKED = """
 import pytest
 
 pytestmark = pytest.mark.seedtape(cassette="module-wide")
@@ -291,7 +300,7 @@ def test_settings_from_the_marker(seedtape_settings, seedtape_cassette):
 @pytest.mark.seedtape(cassette="../outside")
 def test_bad_name(seedtape_client):
     pass
-'''
+"""
 
 
 def test_marker_overrides_cassette_mode_and_settings(project: Project) -> None:
@@ -319,13 +328,15 @@ def test_unused_recordings_reported_then_pruned(project: Project) -> None:
 
     result = project.run("--seedtape-report-unused", ci=True)
     result.assert_outcomes(passed=7)
-    result.stdout.fnmatch_lines([
-        "*= seedtape: unused recordings =*",
-        "1 unused recording(s) in *",
-        "  test_story/test_azure/*.json  gpt-4o-mini",
-        "report: *unused.json",
-        "remove them with: seedtape prune --unused",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*= seedtape: unused recordings =*",
+            "1 unused recording(s) in *",
+            "  test_story/test_azure/*.json  gpt-4o-mini",
+            "report: *unused.json",
+            "remove them with: seedtape prune --unused",
+        ]
+    )
     report = read_report(project)
     assert report["partial"] is False
     [entry] = report["unused"]  # type: ignore[misc]
@@ -362,7 +373,9 @@ def test_unused_report_keeps_what_did_not_run(project: Project) -> None:
     project.write()
     partial = project.run("--seedtape-report-unused", "-k", "seeded or azure", ci=True)
     partial.assert_outcomes(passed=3, deselected=4)
-    partial.stdout.fnmatch_lines(["partial run (*-k seeded or azure*): only the 3 cassette(s) this run's tests used were checked", "no unused recordings"])
+    partial.stdout.fnmatch_lines(
+        ["partial run (*-k seeded or azure*): only the 3 cassette(s) this run's tests used were checked", "no unused recordings"]
+    )
     assert read_report(project)["partial"] is True
 
     full = project.run("--seedtape-report-unused", ci=True)
@@ -381,7 +394,10 @@ def test_default_cassette_names_are_valid_and_distinct() -> None:
     assert session_id("t.py::a") != session_id("t.py::b") and session_id("t.py::a") == session_id("t.py::a")
 
 
-@pytest.mark.parametrize(("value", "mode"), [(None, "auto"), ("", "auto"), ("false", "auto"), ("0", "auto"), ("true", "replay"), ("1", "replay"), ("yes", "replay")])
+@pytest.mark.parametrize(
+    ("value", "mode"),
+    [(None, "auto"), ("", "auto"), ("false", "auto"), ("0", "auto"), ("true", "replay"), ("1", "replay"), ("yes", "replay")],
+)
 def test_ci_variable_picks_the_default_mode(monkeypatch: pytest.MonkeyPatch, value: str | None, mode: str) -> None:
     if value is None:
         monkeypatch.delenv("CI", raising=False)
@@ -392,7 +408,7 @@ def test_ci_variable_picks_the_default_mode(monkeypatch: pytest.MonkeyPatch, val
 
 def test_upstream_transport_fixture_stubs_upstream(project: Project) -> None:
     """Overriding ``seedtape_upstream_transport`` records from a stub instead of the network."""
-    project.pytester.makeconftest('''
+    project.pytester.makeconftest("""
 import httpx
 import pytest
 
@@ -401,11 +417,11 @@ def seedtape_upstream_transport():
     answer = {"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
               "choices": [{"index": 0, "message": {"role": "assistant", "content": "stubbed"}, "finish_reason": "stop"}]}
     return httpx.MockTransport(lambda request: httpx.Response(200, json=answer))
-''')
-    project.write('''
+""")
+    project.write("""
 def test_stubbed(seedtape_client):
     answer = seedtape_client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
     assert answer.choices[0].message.content == "stubbed"
-''')
+""")
     project.run("--seedtape-mode", "record").assert_outcomes(passed=1)
     assert project.fake.calls == [] and project.files()[0].startswith("test_story/test_stubbed/")

@@ -25,7 +25,13 @@ def test_recorded_routes(path: str, expected: Target) -> None:
 
 @pytest.mark.parametrize(
     "method,path",
-    [("GET", "/v1/chat/completions"), ("POST", "/v1/responses"), ("POST", "/openai/v1/responses"), ("GET", "/v1/models"), ("POST", "/v1/chat/completions/x")],
+    [
+        ("GET", "/v1/chat/completions"),
+        ("POST", "/v1/responses"),
+        ("POST", "/openai/v1/responses"),
+        ("GET", "/v1/models"),
+        ("POST", "/v1/chat/completions/x"),
+    ],
 )
 def test_everything_else_is_not_recorded(method: str, path: str) -> None:
     assert match_route(method, path) is None

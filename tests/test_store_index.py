@@ -13,10 +13,14 @@ KEY = "ab" * 32
 
 
 def _recording(content: str, key: str = KEY) -> Recording:
-    episode = {"status": 200, "headers": {"content-type": "application/json"},
-               "body": {"object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}}
-    return Recording(key=key, request={"api": "openai", "route": "chat/completions", "deployment": "", "api_version": "", "body": {}},
-                     episodes=[episode])
+    episode = {
+        "status": 200,
+        "headers": {"content-type": "application/json"},
+        "body": {"object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]},
+    }
+    return Recording(
+        key=key, request={"api": "openai", "route": "chat/completions", "deployment": "", "api_version": "", "body": {}}, episodes=[episode]
+    )
 
 
 def _write(store: CassetteStore, content: str, key: str = KEY) -> Path:

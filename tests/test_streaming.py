@@ -15,14 +15,28 @@ from click.testing import CliRunner
 
 from client_shim import async_azure_client, azure_client, openai_client
 from seedtape.cli import main
-
 from tests.conftest import AZURE_KEY, OPENAI_KEY, RunningProxy, scan_for_secrets
 
 OFFLINE = "http://127.0.0.1:9"
-PANDA = [{"role": "system", "content": "You always produce 3-sentence answers."}, {"role": "user", "content": "Create a story about red panda."}]
+PANDA = [
+    {"role": "system", "content": "You always produce 3-sentence answers."},
+    {"role": "user", "content": "Create a story about red panda."},
+]
 TOOLS = [
-    {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}},
-    {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}, "required": ["zone"]}}},
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "get_time",
+            "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}, "required": ["zone"]},
+        },
+    },
 ]
 
 
@@ -74,7 +88,10 @@ async def test_async_stream_replays_equal(proxy_factory: Callable[..., RunningPr
 def test_stream_helper_and_parallel_tool_calls_replay(proxy_factory: Callable[..., RunningProxy]) -> None:
     recorder = proxy_factory(mode="auto")
     params: dict[str, Any] = {
-        "model": "gpt-4", "seed": 5, "tools": TOOLS, "tool_choice": "required",
+        "model": "gpt-4",
+        "seed": 5,
+        "tools": TOOLS,
+        "tool_choice": "required",
         "messages": [{"role": "user", "content": "What is the weather and the time in Rome?"}],
     }
     with azure_client(recorder.url, api_key=AZURE_KEY).chat.completions.stream(**params) as stream:

@@ -15,17 +15,15 @@ from __future__ import annotations
 import os
 from collections.abc import Generator, Iterator
 from dataclasses import fields
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-
-from seedtape import Settings, default_upstream
 
 from client_shim.pytest_plugin.naming import default_cassette, session_id
 from client_shim.pytest_plugin.output import miss_repr, unused_summary
 from client_shim.pytest_plugin.state import PluginState
 from client_shim.pytest_plugin.unused import UnusedTracker, partial_reasons
+from seedtape import Settings, default_upstream
 
 if TYPE_CHECKING:
     import httpx
@@ -52,22 +50,30 @@ def ci_default_mode() -> str:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("seedtape", "seedtape: record and replay OpenAI/Azure calls")
     group.addoption(
-        "--seedtape-mode", metavar="MODE", default=None,
+        "--seedtape-mode",
+        metavar="MODE",
+        default=None,
         help="Mode of every test's in-process proxy (one of seedtape.MODE_NAMES; `seedtape serve --help` lists them). "
-             "Default: replay when $CI is set, else auto.",
+        "Default: replay when $CI is set, else auto.",
     )
     group.addoption(
-        "--seedtape-cassettes", metavar="DIR", default=None,
+        "--seedtape-cassettes",
+        metavar="DIR",
+        default=None,
         help="Cassettes folder; a relative path is taken from the rootdir (so it can sit in addopts). Default: cassettes.",
     )
     group.addoption(
-        "--seedtape-upstream", metavar="URL", default=None,
+        "--seedtape-upstream",
+        metavar="URL",
+        default=None,
         help="Upstream for modes that call it. Default: $AZURE_OPENAI_ENDPOINT, else the OpenAI API.",
     )
     group.addoption(
-        "--seedtape-report-unused", action="store_true", default=False,
+        "--seedtape-report-unused",
+        action="store_true",
+        default=False,
         help="After the run, list recordings no test used and write .seedtape-cache/unused.json "
-             "(remove them with 'seedtape prune --unused').",
+        "(remove them with 'seedtape prune --unused').",
     )
 
 
@@ -131,8 +137,12 @@ def settings_for(item: pytest.Item, state: PluginState) -> Settings:
     options = {k: tuple(v) if k in _TUPLE_FIELDS and isinstance(v, list) else v for k, v in options.items()}
     try:
         return Settings(
-            mode=mode, upstream=state.upstream, cassettes_dir=state.cassettes_dir, cache_dir=state.cache_dir,
-            cassette=validate_cassette_name(cassette), session=session_id(item.nodeid),
+            mode=mode,
+            upstream=state.upstream,
+            cassettes_dir=state.cassettes_dir,
+            cache_dir=state.cache_dir,
+            cassette=validate_cassette_name(cassette),
+            session=session_id(item.nodeid),
         ).with_(**options)
     except (TypeError, ValueError) as exc:
         raise MarkerError(f"@pytest.mark.seedtape: {exc}") from exc
@@ -198,7 +208,9 @@ def _client_options(proxy: InProcessProxy, key_variable: str) -> dict[str, Any]:
 
     settings = proxy.settings
     return {
-        "cassette": settings.cassette, "mode": settings.mode, "session": settings.session,
+        "cassette": settings.cassette,
+        "mode": settings.mode,
+        "session": settings.session,
         "api_key": os.environ.get(key_variable) or DUMMY_KEY,
     }
 
@@ -274,8 +286,10 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
 
 def _distributed(config: pytest.Config) -> bool:
     """Is this run split over pytest-xdist workers (whose used recordings this process never sees)?"""
-    return hasattr(config, "workerinput") or bool(getattr(config.option, "numprocesses", None)) or (
-        getattr(config.option, "dist", "no") != "no"
+    return (
+        hasattr(config, "workerinput")
+        or bool(getattr(config.option, "numprocesses", None))
+        or (getattr(config.option, "dist", "no") != "no")
     )
 
 

@@ -17,9 +17,8 @@ import pytest
 from seedtape import MISS_TYPES, Miss
 
 if TYPE_CHECKING:
-    from seedtape import Settings, Unused
-
     from client_shim.pytest_plugin.state import PluginState
+    from seedtape import Settings, Unused
 
 SHOWN_UNUSED = 30
 _HINTS = {
@@ -75,8 +74,10 @@ def unused_summary(state: PluginState, unused: Sequence[Unused]) -> str:
             "this run's tests used were checked"
         )
     if tracker.protected:
-        lines.append(f"{len(tracker.protected)} cassette(s) of tests that failed, were skipped or deselected, "
-                     "or ran in passthrough/verify mode were not checked")
+        lines.append(
+            f"{len(tracker.protected)} cassette(s) of tests that failed, were skipped or deselected, "
+            "or ran in passthrough/verify mode were not checked"
+        )
     if not unused:
         lines.append("no unused recordings")
     else:

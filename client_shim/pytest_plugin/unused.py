@@ -18,7 +18,6 @@ import pytest
 from seedtape import Unused, find_unused, write_unused_report
 
 
-
 @dataclass
 class UnusedTracker:
     cassettes_dir: Path
@@ -54,8 +53,11 @@ class UnusedTracker:
 
     def write(self, path: Path, unused: list[Unused]) -> None:
         write_unused_report(
-            path, self.cassettes_dir, unused,
-            partial=bool(self.partial_reasons), partial_reasons=self.partial_reasons,
+            path,
+            self.cassettes_dir,
+            unused,
+            partial=bool(self.partial_reasons),
+            partial_reasons=self.partial_reasons,
             protected=sorted(self.protected),
         )
 

@@ -45,29 +45,71 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "write_unused_report": ("seedtape.commands.prune", "write_report"),
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "DUMMY_KEY",
+    "MISS_TYPES",
+    "MODES",
+    "MODE_NAMES",
+    "CassetteError",
+    "InProcessProxy",
+    "InvalidCassetteName",
+    "Miss",
+    "ProxyError",
+    "Settings",
+    "Unused",
+    "__version__",
+    "async_azure_client",
+    "async_openai_client",
+    "azure_client",
+    "create_app",
+    "default_upstream",
+    "find_unused",
+    "http_stack",
+    "openai_client",
+    "proxy_headers",
+    "seedtape_env",
+    "validate_cassette_name",
+    "write_unused_report",
+]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ loads these
-    from seedtape.app import create_app
-    from seedtape.cassette import CassetteError, InvalidCassetteName
+    from seedtape.app import create_app as create_app
+    from seedtape.cassette import CassetteError as CassetteError
+    from seedtape.cassette import InvalidCassetteName as InvalidCassetteName
     from seedtape.cassette import validate_name as validate_cassette_name
     from seedtape.client.clients import (
-        DUMMY_KEY,
-        async_azure_client,
-        async_openai_client,
-        azure_client,
-        http_stack,
-        openai_client,
-        proxy_headers,
+        DUMMY_KEY as DUMMY_KEY,
     )
-    from seedtape.client.env import seedtape_env
-    from seedtape.client.inprocess import InProcessProxy
-    from seedtape.client.misses import MISS_TYPES, Miss
-    from seedtape.commands.prune import Unused, find_unused
+    from seedtape.client.clients import (
+        async_azure_client as async_azure_client,
+    )
+    from seedtape.client.clients import (
+        async_openai_client as async_openai_client,
+    )
+    from seedtape.client.clients import (
+        azure_client as azure_client,
+    )
+    from seedtape.client.clients import (
+        http_stack as http_stack,
+    )
+    from seedtape.client.clients import (
+        openai_client as openai_client,
+    )
+    from seedtape.client.clients import (
+        proxy_headers as proxy_headers,
+    )
+    from seedtape.client.env import seedtape_env as seedtape_env
+    from seedtape.client.inprocess import InProcessProxy as InProcessProxy
+    from seedtape.client.misses import MISS_TYPES as MISS_TYPES
+    from seedtape.client.misses import Miss as Miss
+    from seedtape.commands.prune import Unused as Unused
+    from seedtape.commands.prune import find_unused as find_unused
     from seedtape.commands.prune import write_report as write_unused_report
-    from seedtape.config import Settings, default_upstream
-    from seedtape.errors import ProxyError
-    from seedtape.modes import MODE_NAMES, MODES
+    from seedtape.config import Settings as Settings
+    from seedtape.config import default_upstream as default_upstream
+    from seedtape.errors import ProxyError as ProxyError
+    from seedtape.modes import MODE_NAMES as MODE_NAMES
+    from seedtape.modes import MODES as MODES
 
 
 def __getattr__(name: str) -> Any:

@@ -7,6 +7,7 @@ written sorted, indented and with a trailing newline, and always atomically: a r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -14,7 +15,7 @@ import re
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,7 @@ def validate_name(name: str) -> str:
     segments = name.split("/")
     for segment in segments:
         if segment in ("", ".", "..") or not _SEGMENT.match(segment):
-            raise InvalidCassetteName(
-                f"invalid cassette name {name[:60]!r}: segments may use letters, digits and _.-[]=+@, only"
-            )
+            raise InvalidCassetteName(f"invalid cassette name {name[:60]!r}: segments may use letters, digits and _.-[]=+@, only")
     return name
 
 
@@ -69,7 +68,7 @@ def pretty_json(data: Any) -> str:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(slots=True)
@@ -152,10 +151,8 @@ def write_atomic(path: Path, text: str, *, durable: bool = True) -> None:
         if durable:
             fsync_dir(path.parent)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
 
 

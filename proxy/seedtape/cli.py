@@ -19,8 +19,13 @@ def _env(name: str) -> str:
 
 
 cassettes_option = click.option(
-    "--cassettes", "cassettes_dir", type=click.Path(path_type=Path), default=Path("cassettes"),
-    envvar=_env("CASSETTES"), show_default=True, help="Folder of cassettes (recordings committed to git).",
+    "--cassettes",
+    "cassettes_dir",
+    type=click.Path(path_type=Path),
+    default=Path("cassettes"),
+    envvar=_env("CASSETTES"),
+    show_default=True,
+    help="Folder of cassettes (recordings committed to git).",
 )
 
 
@@ -32,17 +37,29 @@ def main() -> None:
 
 @main.command()
 @click.option("--mode", type=click.Choice(MODE_NAMES), default="auto", envvar=_env("MODE"), show_default=True)
-@click.option("--upstream", default=None, envvar=_env("UPSTREAM"),
-              help="Upstream origin; 'sim' for the built-in simulator. Default: $AZURE_OPENAI_ENDPOINT, else the OpenAI API.")
+@click.option(
+    "--upstream",
+    default=None,
+    envvar=_env("UPSTREAM"),
+    help="Upstream origin; 'sim' for the built-in simulator. Default: $AZURE_OPENAI_ENDPOINT, else the OpenAI API.",
+)
 @cassettes_option
 @click.option("--cassette", default="default", envvar=_env("CASSETTE"), show_default=True)
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path(".seedtape-cache"), envvar=_env("CACHE_DIR"), show_default=True)
 @click.option("--host", default="127.0.0.1", envvar=_env("HOST"), show_default=True)
 @click.option("--port", type=int, default=8787, envvar=_env("PORT"), show_default=True)
 @click.option("--workers", type=int, default=1, envvar=_env("WORKERS"), show_default=True)
-@click.option("--repeats", type=click.Choice(["auto", "cache", "sequence"]), default="auto", envvar=_env("REPEATS"), show_default=True,
-              help="Identical request past the last episode: cache (serve the last), sequence (record a new one), auto (cache if seeded or temperature 0).")
-@click.option("--replay-exhausted", type=click.Choice(["repeat", "error"]), default="repeat", envvar=_env("REPLAY_EXHAUSTED"), show_default=True)
+@click.option(
+    "--repeats",
+    type=click.Choice(["auto", "cache", "sequence"]),
+    default="auto",
+    envvar=_env("REPEATS"),
+    show_default=True,
+    help="Identical request past the last episode: cache (serve the last), sequence (record a new one), auto (cache if seeded or temperature 0).",
+)
+@click.option(
+    "--replay-exhausted", type=click.Choice(["repeat", "error"]), default="repeat", envvar=_env("REPLAY_EXHAUSTED"), show_default=True
+)
 @click.option("--record-errors", is_flag=True, envvar=_env("RECORD_ERRORS"), help="Also record non-2xx upstream answers.")
 @click.option("--ignore-field", "ignore_fields", multiple=True, help="Top-level body field left out of the key (repeatable).")
 @click.option("--keep-header", "keep_headers", multiple=True, help="Response header to store besides the defaults (never credentials).")
@@ -55,19 +72,47 @@ def main() -> None:
 @click.option("--partition-by-credential", is_flag=True, envvar=_env("PARTITION_BY_CREDENTIAL"))
 @click.option("--max-age", "max_age_days", type=float, default=None, envvar=_env("MAX_AGE"), help="Days after which an episode is expired.")
 @click.option("--on-expired", type=click.Choice(["warn", "fail", "rerecord"]), default="warn", envvar=_env("ON_EXPIRED"), show_default=True)
-@click.option("--fsync", type=click.Choice(FSYNC_POLICIES), default="background", envvar=_env("FSYNC"), show_default=True,
-              help="When a recording is fsynced: just after its answer (it is already written whole and visible), or before it (survives a power cut the moment the client sees 'recorded').")
-@click.option("--auth-token", default="", envvar=_env("AUTH_TOKEN"), show_envvar=True,
-              help="Clients must send this in the x-seedtape-token header (401 otherwise). Required for a non-loopback --host.")
+@click.option(
+    "--fsync",
+    type=click.Choice(FSYNC_POLICIES),
+    default="background",
+    envvar=_env("FSYNC"),
+    show_default=True,
+    help="When a recording is fsynced: just after its answer (it is already written whole and visible), or before it (survives a power cut the moment the client sees 'recorded').",
+)
+@click.option(
+    "--auth-token",
+    default="",
+    envvar=_env("AUTH_TOKEN"),
+    show_envvar=True,
+    help="Clients must send this in the x-seedtape-token header (401 otherwise). Required for a non-loopback --host.",
+)
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without --auth-token.")
-@click.option("--redact", "redact_patterns", multiple=True, metavar="REGEX",
-              help="Replace matches in stored request/response bodies with [REDACTED] (repeatable; matching is unaffected).")
-@click.option("--redact-path", "redact_paths", multiple=True, metavar="PATH",
-              help="Replace this JSON path in stored bodies, e.g. messages.*.content or user (repeatable).")
+@click.option(
+    "--redact",
+    "redact_patterns",
+    multiple=True,
+    metavar="REGEX",
+    help="Replace matches in stored request/response bodies with [REDACTED] (repeatable; matching is unaffected).",
+)
+@click.option(
+    "--redact-path",
+    "redact_paths",
+    multiple=True,
+    metavar="PATH",
+    help="Replace this JSON path in stored bodies, e.g. messages.*.content or user (repeatable).",
+)
 @click.option("--log-level", default="info", envvar=_env("LOG_LEVEL"), show_default=True)
-@click.option("--access-log/--no-access-log", default=False, envvar=_env("ACCESS_LOG"), show_default=True,
-              help="A line per request (costs ~a quarter of replay throughput; every response's x-seedtape-* headers say what happened).")
-def serve(host: str, port: int, workers: int, upstream: str | None, log_level: str, insecure: bool, access_log: bool, **options: object) -> None:
+@click.option(
+    "--access-log/--no-access-log",
+    default=False,
+    envvar=_env("ACCESS_LOG"),
+    show_default=True,
+    help="A line per request (costs ~a quarter of replay throughput; every response's x-seedtape-* headers say what happened).",
+)
+def serve(
+    host: str, port: int, workers: int, upstream: str | None, log_level: str, insecure: bool, access_log: bool, **options: object
+) -> None:
     """Run the proxy."""
     from seedtape.commands import serve as serve_command
     from seedtape.security import bind_refusal, is_loopback
@@ -136,7 +181,9 @@ def show(key: str, cassettes_dir: Path) -> None:
 @click.option("--cassette", default=None, help="Put everything in this cassette (default: one per vcr file, named by its stem).")
 @click.option("--skip-errors", is_flag=True, help="Do not import recorded non-2xx answers.")
 @click.option("--ignore-field", "ignore_fields", multiple=True, help="Same as serve --ignore-field, so keys match.")
-def import_vcr(paths: tuple[Path, ...], cassettes_dir: Path, cassette: str | None, skip_errors: bool, ignore_fields: tuple[str, ...]) -> None:
+def import_vcr(
+    paths: tuple[Path, ...], cassettes_dir: Path, cassette: str | None, skip_errors: bool, ignore_fields: tuple[str, ...]
+) -> None:
     """Import vcrpy cassettes (every dialect seen in the wild) as seedtape recordings."""
     from seedtape.cassette import InvalidCassetteName
     from seedtape.commands.vcr_import import import_paths
@@ -150,12 +197,15 @@ def import_vcr(paths: tuple[Path, ...], cassettes_dir: Path, cassette: str | Non
 
 
 @main.command()
-@click.option("--log", "log_path", type=click.Path(path_type=Path), default=None,
-              help="Drift log to read (default: <cache-dir>/drift.jsonl).")
+@click.option(
+    "--log", "log_path", type=click.Path(path_type=Path), default=None, help="Drift log to read (default: <cache-dir>/drift.jsonl)."
+)
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path(".seedtape-cache"), envvar=_env("CACHE_DIR"), show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "junit", "html"]), default="table", show_default=True)
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=None, help="Write the report to this file.")
-@click.option("--fail-on", multiple=True, help="content, fingerprint, model, unrecorded or any (repeatable or comma list): exit 1 when matched.")
+@click.option(
+    "--fail-on", multiple=True, help="content, fingerprint, model, unrecorded or any (repeatable or comma list): exit 1 when matched."
+)
 @click.option("--worst", type=int, default=10, show_default=True, help="table: how many of the worst drifts to show.")
 def report(log_path: Path | None, cache_dir: Path, fmt: str, output: Path | None, fail_on: tuple[str, ...], worst: int) -> None:
     """Render the drift log of verify runs: terminal table, JSON, JUnit XML or HTML."""
@@ -181,8 +231,12 @@ def report(log_path: Path | None, cache_dir: Path, fmt: str, output: Path | None
 
 
 @main.command()
-@click.option("--upstream", default=None, envvar=_env("UPSTREAM"),
-              help="Service (or a seedtape proxy) to probe; 'sim' for the built-in simulator. Default: $AZURE_OPENAI_ENDPOINT, else OpenAI.")
+@click.option(
+    "--upstream",
+    default=None,
+    envvar=_env("UPSTREAM"),
+    help="Service (or a seedtape proxy) to probe; 'sim' for the built-in simulator. Default: $AZURE_OPENAI_ENDPOINT, else OpenAI.",
+)
 @click.option("--api", type=click.Choice(["azure", "openai"]), default=None, help="Default: azure unless the upstream is the OpenAI API.")
 @click.option("--model", default="gpt-4", show_default=True, help="Model, or Azure deployment name.")
 @click.option("--api-version", default="2024-02-01", show_default=True)
@@ -194,14 +248,36 @@ def report(log_path: Path | None, cache_dir: Path, fmt: str, output: Path | None
 @click.option("--prompt", default=None, help="User message (default: the red panda story).")
 @click.option("--sim-seed-drift", type=float, default=0.0, show_default=True, help="sim only: chance a seeded answer still differs.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def probe(upstream: str | None, api: str | None, model: str, api_version: str, n: int, seed: int, temperature: float,
-          max_tokens: int | None, system: str | None, prompt: str | None, sim_seed_drift: float, as_json: bool) -> None:
+def probe(
+    upstream: str | None,
+    api: str | None,
+    model: str,
+    api_version: str,
+    n: int,
+    seed: int,
+    temperature: float,
+    max_tokens: int | None,
+    system: str | None,
+    prompt: str | None,
+    sim_seed_drift: float,
+    as_json: bool,
+) -> None:
     """The seed experiment: N requests without and N with a seed; how reproducible is it?"""
     from seedtape.commands.probe import run_probe_command
 
     text = run_probe_command(
-        upstream=upstream or default_upstream(), api=api, model=model, api_version=api_version, n=n, seed=seed,
-        temperature=temperature, max_tokens=max_tokens, system=system, prompt=prompt, sim_seed_drift=sim_seed_drift, as_json=as_json,
+        upstream=upstream or default_upstream(),
+        api=api,
+        model=model,
+        api_version=api_version,
+        n=n,
+        seed=seed,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        system=system,
+        prompt=prompt,
+        sim_seed_drift=sim_seed_drift,
+        as_json=as_json,
     )
     click.echo(text)
 
@@ -217,8 +293,14 @@ def demo(keep: Path | None) -> None:
 
 @main.command()
 @click.option("--unused", is_flag=True, help="Remove the recordings the last --seedtape-report-unused run listed.")
-@click.option("--report", "report_path", type=click.Path(path_type=Path), default=Path(".seedtape-cache") / "unused.json",
-              show_default=True, help="The unused-recordings report written by the pytest plugin.")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(path_type=Path),
+    default=Path(".seedtape-cache") / "unused.json",
+    show_default=True,
+    help="The unused-recordings report written by the pytest plugin.",
+)
 @cassettes_option
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
 @click.pass_context
@@ -240,8 +322,10 @@ def prune(ctx: click.Context, unused: bool, report_path: Path, cassettes_dir: Pa
         click.echo(f"{verb} {path}")
     for label in result.changed:
         click.echo(f"kept {label}: it no longer holds the listed key", err=True)
-    click.echo(f"{verb} {len(result.removed)} unused recording(s) from {cassettes_dir}"
-               + (f"; {len(result.missing)} listed were already gone" if result.missing else ""))
+    click.echo(
+        f"{verb} {len(result.removed)} unused recording(s) from {cassettes_dir}"
+        + (f"; {len(result.missing)} listed were already gone" if result.missing else "")
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -117,4 +117,3 @@ def sync_files(paths: list[str]) -> None:
         fsync_path(path)
     for folder in dict.fromkeys(os.path.dirname(p) for p in paths):
         fsync_dir(folder)
-

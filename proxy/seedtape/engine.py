@@ -18,11 +18,11 @@ import anyio
 import httpx
 from starlette.responses import Response, StreamingResponse
 
-from seedtape.drift import log as drift_log
 from seedtape.cassette import CassetteError
 from seedtape.config import Settings
-from seedtape.drift.compare import DriftResult
 from seedtape.coordination import AsyncLockContext, Coordinator, coordinator_for
+from seedtape.drift import log as drift_log
+from seedtape.drift.compare import DriftResult
 from seedtape.errors import ProxyError
 from seedtape.exchange import Exchange
 from seedtape.key import is_deterministic
@@ -113,7 +113,14 @@ class Engine:
             return self.serve(exchange, episode)
         policy = self.settings.on_expired
         if policy == "warn":
-            log.warning("seedtape: episode %d of %s in %s is %.1f days old (max %s)", episode.number, exchange.key[:16], exchange.cassette, age_days, max_age)
+            log.warning(
+                "seedtape: episode %d of %s in %s is %.1f days old (max %s)",
+                episode.number,
+                exchange.key[:16],
+                exchange.cassette,
+                age_days,
+                max_age,
+            )
             response = self.serve(exchange, episode)
             response.headers["x-seedtape-expired"] = f"{age_days:.1f}"
             return response

@@ -54,7 +54,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     """Read at most ``limit`` bytes; refuse early on a declared length over it."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise ProxyError(413, f"request body of {declared} bytes is over the limit of {limit} bytes", "invalid_request_error", "body_too_large")
+        raise ProxyError(
+            413, f"request body of {declared} bytes is over the limit of {limit} bytes", "invalid_request_error", "body_too_large"
+        )
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -102,7 +104,10 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         body = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise ProxyError(
-            400, f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", "invalid_request_error", "invalid_json"
+            400,
+            f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            "invalid_request_error",
+            "invalid_json",
         ) from exc
     except RecursionError as exc:
         raise ProxyError(400, f"request body is nested more than {MAX_DEPTH} levels deep", "invalid_request_error", "invalid_json") from exc

@@ -35,7 +35,8 @@ def canonical_body(body: Mapping[str, Any], ignore_fields: Iterable[str] = ()) -
     """Drop top-level nulls (the API reads them as absent) and ignored fields, then fold."""
     ignored = set(ignore_fields)
     kept = {k: v for k, v in body.items() if v is not None and k not in ignored}
-    return canonical(kept)
+    folded: dict[str, Any] = canonical(kept)
+    return folded
 
 
 def canonical_json(value: Any) -> str:

@@ -33,7 +33,8 @@ def _ms_since(started: float) -> int:
 
 
 def is_event_stream(response: httpx.Response) -> bool:
-    return response.headers.get("content-type", "").startswith("text/event-stream")
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.startswith("text/event-stream")
 
 
 async def forward(
@@ -118,7 +119,9 @@ async def _tee(
             events.append(event)
             if event["data"] == DONE and save is not None:
                 latency = _ms_since(started) - event["ms"]
-                await save(make_episode(response.status_code, response.headers, events=events, latency_ms=latency, keep_headers=keep_headers))
+                await save(
+                    make_episode(response.status_code, response.headers, events=events, latency_ms=latency, keep_headers=keep_headers)
+                )
             yield encode_event(event["data"], event.get("event"))
     except httpx.HTTPError as exc:
         # Re-raised so the server aborts the client's connection: a broken upstream
@@ -128,7 +131,9 @@ async def _tee(
         await response.aclose()
 
 
-async def capture(upstream: Upstream, exchange: Exchange, keep_headers: frozenset[str] = frozenset()) -> tuple[dict[str, Any], httpx.Headers]:
+async def capture(
+    upstream: Upstream, exchange: Exchange, keep_headers: frozenset[str] = frozenset()
+) -> tuple[dict[str, Any], httpx.Headers]:
     """Forward and read the whole answer into an episode, saving nothing (for verify).
 
     A stream is read to its end: verify compares the assembled message, and its
@@ -141,7 +146,9 @@ async def capture(upstream: Upstream, exchange: Exchange, keep_headers: frozense
             if not events or events[-1]["data"] != DONE:
                 raise ProxyError(502, f"upstream {upstream.base_url} ended its stream before [DONE]", "upstream_error")
             latency = _ms_since(started) - events[-1]["ms"]
-            return make_episode(response.status_code, response.headers, events=events, latency_ms=latency, keep_headers=keep_headers), response.headers
+            return make_episode(
+                response.status_code, response.headers, events=events, latency_ms=latency, keep_headers=keep_headers
+            ), response.headers
         content = await response.aread()
     except httpx.HTTPError as exc:
         raise upstream_failure(exc, upstream.base_url) from exc
@@ -149,8 +156,12 @@ async def capture(upstream: Upstream, exchange: Exchange, keep_headers: frozense
         await response.aclose()
     body = _json_or_none(content)
     if body is None:
-        raise ProxyError(502, f"upstream {upstream.base_url} answered {response.status_code} with a body that is not JSON", "upstream_error")
-    return make_episode(response.status_code, response.headers, body=body, latency_ms=_ms_since(started), keep_headers=keep_headers), response.headers
+        raise ProxyError(
+            502, f"upstream {upstream.base_url} answered {response.status_code} with a body that is not JSON", "upstream_error"
+        )
+    return make_episode(
+        response.status_code, response.headers, body=body, latency_ms=_ms_since(started), keep_headers=keep_headers
+    ), response.headers
 
 
 async def _read_events(response: httpx.Response) -> list[dict[str, Any]]:

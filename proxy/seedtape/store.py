@@ -16,6 +16,7 @@ Nothing is read at start: a lookup is one ``stat`` and, the first time, one file
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
@@ -128,9 +129,7 @@ class CassetteStore:
         self._memory.put(ident, (stamp, prepared))
         return prepared
 
-    def save_episode(
-        self, cassette: str, key: str, request: dict[str, Any], occurrence: int, episode: dict[str, Any]
-    ) -> int:
+    def save_episode(self, cassette: str, key: str, request: dict[str, Any], occurrence: int, episode: dict[str, Any]) -> int:
         """Write the n-th occurrence's episode (read-modify-write; caller holds the key lock)."""
         path = self.path_for(cassette, key)
         recording = self._read_fresh(path, key) or Recording(key=key, request=request)
@@ -230,10 +229,8 @@ class CassetteStore:
     def _disk_put(self, ident: str, item: tuple[Stamp, Prepared]) -> None:
         if self._disk is None:
             return
-        try:
+        with contextlib.suppress(Exception):
             self._disk.set(_INDEX_FORMAT + ":" + ident, item)
-        except Exception:
-            pass
 
 
 def _is_recording(name: str) -> bool:

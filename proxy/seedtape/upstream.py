@@ -60,9 +60,7 @@ class Upstream:
         except httpx.TimeoutException as exc:
             raise ProxyError(504, f"upstream {self.base_url} timed out ({type(exc).__name__})", "upstream_timeout") from exc
         except httpx.HTTPError as exc:
-            raise ProxyError(
-                502, f"upstream {self.base_url} unreachable: {type(exc).__name__}: {exc}", "upstream_error"
-            ) from exc
+            raise ProxyError(502, f"upstream {self.base_url} unreachable: {type(exc).__name__}: {exc}", "upstream_error") from exc
 
 
 def upstream_failure(exc: Exception, base_url: str) -> ProxyError:

@@ -33,7 +33,6 @@ from client_shim import (
 )
 from seedtape.app import create_app
 from seedtape.config import Settings
-
 from seedtape.serving import serve_in_thread
 from tests.fake_upstream import FakeUpstream
 
@@ -115,7 +114,9 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
     root = tmp_path_factory.mktemp("recorded")
     fake = FakeUpstream()
     result = Recorded(root / "cassettes")
-    proxy = InProcessProxy(mode="auto", cassettes_dir=result.cassettes, cache_dir=root / "cache", upstream_transport=httpx.ASGITransport(fake.app))
+    proxy = InProcessProxy(
+        mode="auto", cassettes_dir=result.cassettes, cache_dir=root / "cache", upstream_transport=httpx.ASGITransport(fake.app)
+    )
     with proxy:
         for kind in SYNC_KINDS:
             client = make_client(proxy, kind)
@@ -207,7 +208,9 @@ def test_episode_counters_are_shared_by_every_client_of_a_proxy(tmp_path: Path, 
     """Two unseeded identical requests are two episodes, whichever clients send them."""
     fake = FakeUpstream()
     unseeded = {"model": MODEL, "messages": PANDA, "temperature": 0.7}
-    with InProcessProxy(mode="auto", cassettes_dir=tmp_path / "c", cache_dir=tmp_path / "k", upstream_transport=httpx.ASGITransport(fake.app)) as proxy:
+    with InProcessProxy(
+        mode="auto", cassettes_dir=tmp_path / "c", cache_dir=tmp_path / "k", upstream_transport=httpx.ASGITransport(fake.app)
+    ) as proxy:
         first = proxy.openai().chat.completions.create(**unseeded).choices[0].message.content
         second = asyncio.run(proxy.async_openai().chat.completions.create(**unseeded)).choices[0].message.content
     assert first != second and len(fake.calls) == 2
@@ -228,7 +231,9 @@ def test_azure_deployment_names_reach_the_proxy_decoded_on_both_paths(tmp_path: 
     """The sync transport decodes the path like ASGITransport does, so both find the same key."""
     fake = FakeUpstream()
     params = {"model": "my deployment", "messages": PANDA, "seed": 1}
-    with InProcessProxy(mode="auto", cassettes_dir=tmp_path / "c", cache_dir=tmp_path / "k", upstream_transport=httpx.ASGITransport(fake.app)) as proxy:
+    with InProcessProxy(
+        mode="auto", cassettes_dir=tmp_path / "c", cache_dir=tmp_path / "k", upstream_transport=httpx.ASGITransport(fake.app)
+    ) as proxy:
         recorded = asyncio.run(proxy.async_azure().chat.completions.create(**params)).choices[0].message.content
     assert fake.calls[0]["path"] == "/openai/deployments/my deployment/chat/completions"
     with InProcessProxy(cassettes_dir=tmp_path / "c", cache_dir=tmp_path / "k") as proxy:
@@ -321,10 +326,16 @@ def test_seedtape_env_with_a_third_party_client_on_a_real_proxy(tmp_path: Path) 
     """pydantic-ai, pointed at a uvicorn-served proxy by the environment alone: record, then replay."""
     fake = FakeUpstream()
     common = {"cassettes_dir": tmp_path / "cassettes", "cache_dir": tmp_path / "cache"}
-    recording = create_app(Settings(mode="auto", upstream="http://fake.upstream", **common), upstream_transport=httpx.ASGITransport(fake.app))
+    recording = create_app(
+        Settings(mode="auto", upstream="http://fake.upstream", **common), upstream_transport=httpx.ASGITransport(fake.app)
+    )
     with serve_in_thread(recording) as url, seedtape_env(url, api_key="sk-test", api_version="2024-06-01"):
         answers = [ask_pydantic_ai(azure=False), ask_pydantic_ai(azure=True), ask_openai_from_env()]
-    assert [call["path"] for call in fake.calls] == ["/v1/chat/completions", f"/openai/deployments/{MODEL}/chat/completions", "/v1/chat/completions"]
+    assert [call["path"] for call in fake.calls] == [
+        "/v1/chat/completions",
+        f"/openai/deployments/{MODEL}/chat/completions",
+        "/v1/chat/completions",
+    ]
     assert answers[0].startswith("Answer ") and answers[1].startswith("Answer ")
 
     replaying = create_app(Settings(mode="replay", upstream="http://127.0.0.1:9", **common))

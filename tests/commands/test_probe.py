@@ -24,7 +24,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.drift._episodes import STORY_A, STORY_B
 from seedtape.commands.probe import (
     DEFAULT_PROMPT,
     DEFAULT_SYSTEM,
@@ -35,11 +34,41 @@ from seedtape.commands.probe import (
     render_probe,
     run_probe,
 )
+from tests.drift._episodes import STORY_A, STORY_B
 
-VOCABULARY = (
-    "bamboo forest panda tree leaf river moon quiet bright small curious brave sleepy gentle mountain snow "
-    "friend song path stone cloud wind grove secret snack spot monkey feast legend night morning"
-).split()
+VOCABULARY = [
+    "bamboo",
+    "forest",
+    "panda",
+    "tree",
+    "leaf",
+    "river",
+    "moon",
+    "quiet",
+    "bright",
+    "small",
+    "curious",
+    "brave",
+    "sleepy",
+    "gentle",
+    "mountain",
+    "snow",
+    "friend",
+    "song",
+    "path",
+    "stone",
+    "cloud",
+    "wind",
+    "grove",
+    "secret",
+    "snack",
+    "spot",
+    "monkey",
+    "feast",
+    "legend",
+    "night",
+    "morning",
+]
 
 
 @dataclass
@@ -65,9 +94,7 @@ def _app(state: FakeUpstream) -> Starlette:
         state.modes.append(request.headers.get("x-seedtape-mode"))
         number = len(state.bodies)
         if state.fail_every and number % state.fail_every == 0:
-            return JSONResponse(
-                {"error": {"message": "slow down, key sk-abc***", "type": "rate_limit", "code": "429"}}, status_code=429
-            )
+            return JSONResponse({"error": {"message": "slow down, key sk-abc***", "type": "rate_limit", "code": "429"}}, status_code=429)
         return JSONResponse(
             {
                 "id": f"chatcmpl-{number}",
@@ -175,8 +202,9 @@ def test_probe_needs_two_requests(client: openai.OpenAI) -> None:
 
 
 def test_progress_bar_callback(client: openai.OpenAI) -> None:
-    from rich.console import Console
     import io
+
+    from rich.console import Console
 
     buffer = io.StringIO()
     with progress_bar(Console(file=buffer, force_terminal=False), transient=False) as update:
@@ -185,9 +213,7 @@ def test_progress_bar_callback(client: openai.OpenAI) -> None:
 
 
 def test_arm_statistics_on_the_seed_notebook_stories() -> None:
-    arm = arm_statistics(
-        ArmResult("unseeded", None, [Sample(STORY_A, "fp_a"), Sample(STORY_B, "fp_a"), Sample(STORY_A, None)])
-    )
+    arm = arm_statistics(ArmResult("unseeded", None, [Sample(STORY_A, "fp_a"), Sample(STORY_B, "fp_a"), Sample(STORY_A, None)]))
     assert arm.distinct == 2
     assert arm.exact_match_rate == pytest.approx(1 / 3, abs=1e-6)
     assert arm.first_divergence == len(STORY_A.split("but it was")[0].split())

@@ -19,8 +19,11 @@ def key(n: int) -> str:
 
 def record(root: Path, cassette: str, n: int) -> Path:
     path = root / cassette / file_name(key(n))
-    recording = Recording(key=key(n), request={"api": "openai", "route": "chat/completions", "body": {"model": f"m{n}"}},
-                          episodes=[{"status": 200, "body": {"n": n}}])
+    recording = Recording(
+        key=key(n),
+        request={"api": "openai", "route": "chat/completions", "body": {"model": f"m{n}"}},
+        episodes=[{"status": 200, "body": {"n": n}}],
+    )
     write_recording(path, recording)
     return path
 

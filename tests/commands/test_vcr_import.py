@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +25,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from seedtape.cassette import InvalidCassetteName, Recording, file_name, read_recording, write_recording
-from seedtape.episode import DONE
-from seedtape.headers import CREDENTIAL_HEADERS, IDENTIFYING_HEADERS
-from seedtape.key import make_key
-from seedtape.routes import Target
 from seedtape.commands.vcr_import import (
     ImportedEpisode,
     ImportReport,
@@ -38,6 +33,10 @@ from seedtape.commands.vcr_import import (
     import_paths,
     load_interactions,
 )
+from seedtape.episode import DONE
+from seedtape.headers import CREDENTIAL_HEADERS, IDENTIFYING_HEADERS
+from seedtape.key import make_key
+from seedtape.routes import Target
 
 # Real recordings from public projects, kept in the repository (sources and commits in
 # its SOURCES.md), so these tests never depend on anything outside the checkout.
@@ -45,9 +44,7 @@ CORPUS = Path(__file__).resolve().parents[1] / "data" / "vcr-openai"
 
 RESPONSES_FILE = "crewAIInc__crewAI__TestAzureResponsesCall.test_call_delegates_to_responses.yaml"
 REASONING_FILE = "traceloop__openllmetry__test_chat_reasoning.yaml"
-PHOENIX_FILE = (
-    "Arize-ai__phoenix__TestOpenAIBaseStreamingClient.test_authentication_error_records_error_status_on_span.yaml"
-)
+PHOENIX_FILE = "Arize-ai__phoenix__TestOpenAIBaseStreamingClient.test_authentication_error_records_error_status_on_span.yaml"
 
 # Interactions per file, counted by hand from the files.
 EXPECTED_COUNTS = {
@@ -267,9 +264,7 @@ def _episode_bytes(episode: dict[str, Any]) -> tuple[int, str, bytes]:
     """The episode framed the way the proxy sends it: JSON, or ``data: …\\n\\n`` events."""
     content_type = episode["headers"].get("content-type", "")
     if "events" in episode:
-        frames = [
-            e["data"] if e["data"] == DONE else json.dumps(e["data"], ensure_ascii=False) for e in episode["events"]
-        ]
+        frames = [e["data"] if e["data"] == DONE else json.dumps(e["data"], ensure_ascii=False) for e in episode["events"]]
         return episode["status"], content_type, "".join(f"data: {f}\n\n" for f in frames).encode("utf-8")
     return episode["status"], content_type, json.dumps(episode["body"], ensure_ascii=False).encode("utf-8")
 
@@ -296,9 +291,7 @@ def _dumps(model: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 async def _sdk_parse(flavour: str, served: tuple[int, str, bytes], request: dict[str, Any]) -> tuple[Any, ...]:
     """What the SDK makes of a served response: a typed object, its chunks, or an exception."""
     async with _http_client(flavour, _serve(*served)) as http_client:
-        client = openai.AsyncOpenAI(
-            api_key="sk-replay", base_url="http://replay.test/v1", http_client=http_client, max_retries=0
-        )
+        client = openai.AsyncOpenAI(api_key="sk-replay", base_url="http://replay.test/v1", http_client=http_client, max_retries=0)
         try:
             result = await client.chat.completions.create(**_create_kwargs(client, request))
             if isinstance(result, openai.AsyncStream):
@@ -347,9 +340,7 @@ def test_unreadable_files_are_reported_and_the_rest_still_imports(tmp_path: Path
     (inbox / "a_broken.yaml").write_text("interactions:\n- request: {method: POST\n  uri: [\n", encoding="utf-8")
     (inbox / "b_not_a_cassette.yaml").write_text("hello: world\n", encoding="utf-8")
     (inbox / "c_latin1.yaml").write_bytes("interactions: [] # caf\xe9\n".encode("latin-1"))
-    (inbox / "d_bad_status.json").write_text(
-        '{"request": {"method": "POST", "url": "https://x/v1/chat/completions"}, "response": {}}'
-    )
+    (inbox / "d_bad_status.json").write_text('{"request": {"method": "POST", "url": "https://x/v1/chat/completions"}, "response": {}}')
     (inbox / "notes.txt").write_text("not picked up from a folder")
 
     report = import_paths([inbox, tmp_path / "missing.yaml"], tmp_path / "cassettes")
@@ -394,9 +385,7 @@ def test_reimport_rewrites_episodes_by_position_and_keeps_extra_ones(tmp_path: P
     first = import_paths([source], tmp_path)
     (path,) = first.written
     recording = read_recording(path)
-    recording.episodes.append(
-        {"status": 200, "headers": {}, "body": {"kept": True}, "recorded_at": "x", "latency_ms": 0}
-    )
+    recording.episodes.append({"status": 200, "headers": {}, "body": {"kept": True}, "recorded_at": "x", "latency_ms": 0})
     write_recording(path, recording)
     second = import_paths([source], tmp_path)
     assert [e.episode for e in second.imported] == [1, 2, 3, 4]
@@ -423,10 +412,7 @@ def test_record_errors_false_skips_error_responses(tmp_path: Path) -> None:
 
 
 def test_cassette_names_from_file_stems() -> None:
-    assert (
-        cassette_name_for(Path("x/test_openai_o1_mini_system_role[system].yaml"))
-        == "test_openai_o1_mini_system_role[system]"
-    )
+    assert cassette_name_for(Path("x/test_openai_o1_mini_system_role[system].yaml")) == "test_openai_o1_mini_system_role[system]"
     assert cassette_name_for(Path("a b:c?.yml")) == "a_b_c_"
     assert len(cassette_name_for(Path("n" * 300 + ".yaml"))) == 200
 

@@ -15,11 +15,19 @@ import openai
 import pytest
 
 from seedtape.app import create_app
-from seedtape.config import Settings
-
 from seedtape.commands.vcr_import import import_paths
-
-from tests.commands.test_vcr_import import CORPUS, RESPONSES_FILE, Imported, _create_kwargs, _dumps, _original_bytes, _sdk_parse, corpus_sources, original
+from seedtape.config import Settings
+from tests.commands.test_vcr_import import (
+    CORPUS,
+    RESPONSES_FILE,
+    Imported,
+    _create_kwargs,
+    _dumps,
+    _original_bytes,
+    _sdk_parse,
+    corpus_sources,
+    original,
+)
 
 BASE = "http://seedtape.test"
 
@@ -34,8 +42,13 @@ def _client(recording: dict[str, Any], http_client: httpx.AsyncClient, session: 
     headers = {"x-seedtape-session": session}
     if recording["api"] == "azure":
         return openai.AsyncAzureOpenAI(
-            azure_endpoint=BASE, azure_deployment=recording["deployment"], api_version=recording["api_version"], api_key="replay", http_client=http_client,
-            max_retries=0, default_headers=headers,
+            azure_endpoint=BASE,
+            azure_deployment=recording["deployment"],
+            api_version=recording["api_version"],
+            api_key="replay",
+            http_client=http_client,
+            max_retries=0,
+            default_headers=headers,
         )
     prefix = "/openai/v1" if recording["api"] == "azure-v1" else "/v1"
     return openai.AsyncOpenAI(base_url=BASE + prefix, api_key="replay", http_client=http_client, max_retries=0, default_headers=headers)
@@ -44,7 +57,13 @@ def _client(recording: dict[str, Any], http_client: httpx.AsyncClient, session: 
 async def _through_proxy(imported: Imported, source: str, request: dict[str, Any]) -> tuple[Any, ...]:
     entry = imported.entry(source)
     recording = imported.read(source)
-    settings = Settings(mode="replay", upstream="http://127.0.0.1:9", cassettes_dir=imported.cassettes, cassette=entry.cassette, cache_dir=imported.cassettes.parent / "cache")
+    settings = Settings(
+        mode="replay",
+        upstream="http://127.0.0.1:9",
+        cassettes_dir=imported.cassettes,
+        cassette=entry.cassette,
+        cache_dir=imported.cassettes.parent / "cache",
+    )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings)), base_url=BASE) as http_client:
         client = _client(recording.request, http_client, session=source)
         result: tuple[Any, ...] = ()
@@ -69,6 +88,8 @@ async def test_imported_corpus_replays_through_the_proxy(imported: Imported, sou
     request = interaction.request_json()
     # crewAI's Azure requests carry no "model" (the deployment is in the path): the
     # SDK then gets the deployment from azure_deployment and omits the field.
-    from_original = await _sdk_parse("httpx", _original_bytes(interaction), {"model": imported.read(source).request["deployment"], **request})
+    from_original = await _sdk_parse(
+        "httpx", _original_bytes(interaction), {"model": imported.read(source).request["deployment"], **request}
+    )
     from_proxy = await _through_proxy(imported, source, {"model": openai.NOT_GIVEN, **request})
     assert from_proxy == from_original

@@ -123,8 +123,7 @@ def stream_episode(
             "data": {
                 **base,
                 "choices": [],
-                "usage": usage
-                or {"prompt_tokens": 27, "completion_tokens": len(pieces), "total_tokens": 27 + len(pieces)},
+                "usage": usage or {"prompt_tokens": 27, "completion_tokens": len(pieces), "total_tokens": 27 + len(pieces)},
             },
         }
     )

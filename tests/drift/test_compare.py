@@ -10,6 +10,17 @@ from pathlib import Path
 
 import pytest
 
+from seedtape.drift import log as drift_log
+from seedtape.drift.compare import (
+    EMBEDDING_MIN_COSINE,
+    FLAG_ORDER,
+    DriftResult,
+    classify,
+    compare,
+    parse_ignore_path,
+    remove_path,
+)
+from seedtape.drift.worddiff import sides, trim_ops, word_diff
 from tests.drift._episodes import (
     STORY_A,
     STORY_B,
@@ -22,17 +33,6 @@ from tests.drift._episodes import (
     stream_episode,
     tool_call,
 )
-from seedtape.drift import log as drift_log
-from seedtape.drift.compare import (
-    EMBEDDING_MIN_COSINE,
-    FLAG_ORDER,
-    DriftResult,
-    classify,
-    compare,
-    parse_ignore_path,
-    remove_path,
-)
-from seedtape.drift.worddiff import sides, trim_ops, word_diff
 
 # --------------------------------------------------------------------------- classes
 
@@ -50,9 +50,7 @@ def test_volatile_fields_and_usage_are_reported_not_flagged() -> None:
     recorded = chat_episode(
         response_id="chatcmpl-old", created=1, usage={"prompt_tokens": 27, "completion_tokens": 80, "total_tokens": 107}
     )
-    live = chat_episode(
-        response_id="chatcmpl-new", created=2, usage={"prompt_tokens": 27, "completion_tokens": 95, "total_tokens": 122}
-    )
+    live = chat_episode(response_id="chatcmpl-new", created=2, usage={"prompt_tokens": 27, "completion_tokens": 95, "total_tokens": 122})
     result = compare(recorded, live)
     assert result.flags == [] and result.drift_class == "identical"
     assert result.usage["recorded"]["completion_tokens"] == 80
@@ -109,9 +107,7 @@ def test_recorded_without_fingerprint_is_unknown_never_drift() -> None:
 
 
 def test_tool_call_argument_change() -> None:
-    recorded = chat_episode(
-        None, finish_reason="tool_calls", tool_calls=[tool_call("get_weather", '{"city": "Paris", "unit": "c"}')]
-    )
+    recorded = chat_episode(None, finish_reason="tool_calls", tool_calls=[tool_call("get_weather", '{"city": "Paris", "unit": "c"}')])
     live = chat_episode(
         None,
         finish_reason="tool_calls",
@@ -137,9 +133,7 @@ def test_tool_call_name_and_count_change() -> None:
     renamed = compare(recorded, chat_episode(None, tool_calls=[tool_call("get_forecast", "{}")]))
     assert renamed.flags == ["content"]
     assert renamed.choices[0]["tool_calls"][0]["name"] == {"recorded": "get_weather", "live": "get_forecast"}
-    more = compare(
-        recorded, chat_episode(None, tool_calls=[tool_call("get_weather", "{}"), tool_call("get_time", "{}", "c2")])
-    )
+    more = compare(recorded, chat_episode(None, tool_calls=[tool_call("get_weather", "{}"), tool_call("get_time", "{}", "c2")]))
     assert more.choices[0]["tool_calls"] == [{"index": 1, "missing": "recorded"}]
 
 
@@ -157,9 +151,7 @@ def test_model_change_only() -> None:
 
 
 def test_flags_keep_documented_order() -> None:
-    result = compare(
-        chat_episode(STORY_A, fingerprint="a", model="m1"), chat_episode(STORY_B, fingerprint="b", model="m2")
-    )
+    result = compare(chat_episode(STORY_A, fingerprint="a", model="m1"), chat_episode(STORY_B, fingerprint="b", model="m2"))
     assert result.flags == ["content", "fingerprint", "model"]
     assert result.drift_class == "content-new-fingerprint"
     assert tuple(FLAG_ORDER) == ("content", "fingerprint", "model", "unrecorded")
@@ -307,9 +299,7 @@ def test_embeddings_tolerate_noise_but_flag_other_vectors() -> None:
     assert result.choices[0]["cosine"] < EMBEDDING_MIN_COSINE
     assert result.similarity < EMBEDDING_MIN_COSINE
     assert result.diff is None
-    assert compare(_embedding(base), _embedding(base[:3])).choices == [
-        {"index": 0, "dimensions": {"recorded": 4, "live": 3}}
-    ]
+    assert compare(_embedding(base), _embedding(base[:3])).choices == [{"index": 0, "dimensions": {"recorded": 4, "live": 3}}]
 
 
 def test_embeddings_in_base64() -> None:
@@ -369,9 +359,7 @@ def test_ignore_paths_do_not_touch_the_episodes() -> None:
 
 
 def test_ignore_paths_apply_to_streams() -> None:
-    result = compare(
-        stream_episode(pieces_of(STORY_A)), stream_episode(pieces_of(STORY_B)), ["choices.*.message.content"]
-    )
+    result = compare(stream_episode(pieces_of(STORY_A)), stream_episode(pieces_of(STORY_B)), ["choices.*.message.content"])
     assert result.flags == []
 
 

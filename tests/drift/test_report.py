@@ -14,10 +14,10 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from tests.drift._episodes import STORY_A, STORY_B, chat_episode, context, pieces_of, stream_episode, tool_call
 from seedtape.drift import log as drift_log
 from seedtape.drift import report
 from seedtape.drift.compare import CLASSES, compare
+from tests.drift._episodes import STORY_A, STORY_B, chat_episode, context, pieces_of, stream_episode, tool_call
 
 lxml_etree = pytest.importorskip("lxml.etree")
 
@@ -79,9 +79,7 @@ def test_summary_counts(entries: list[dict[str, Any]]) -> None:
         "unrecorded": 1,
     }
     assert [c["cassette"] for c in summary["cassettes"]] == ["stories", "streams", "tools"]
-    pair = next(
-        p for p in summary["fingerprints"] if p["recorded"] == "fp_old" and p["live"] == "fp_new" and p["content_drift"]
-    )
+    pair = next(p for p in summary["fingerprints"] if p["recorded"] == "fp_old" and p["live"] == "fp_new" and p["content_drift"])
     assert pair["total"] == 2 and pair["content_drift"] == 1  # fingerprint-only + content-new
     assert summary["worst"][0]["similarity"] <= summary["worst"][-1]["similarity"]
     assert summary["failing"] == 3 and summary["exit_code"] == 1
@@ -190,9 +188,7 @@ def test_junit_any_fails_everything_that_drifted(entries: list[dict[str, Any]]) 
 
 def test_junit_survives_control_characters() -> None:
     entry = compare(chat_episode("bell"), chat_episode("bell\x07 ring\x00")).to_log_entry(context())
-    lxml_etree.XMLSchema(lxml_etree.parse(str(XSD))).assertValid(
-        lxml_etree.fromstring(_junit([entry], {"content"}).encode())
-    )
+    lxml_etree.XMLSchema(lxml_etree.parse(str(XSD))).assertValid(lxml_etree.fromstring(_junit([entry], {"content"}).encode()))
 
 
 def test_schema_accepts_what_pytest_itself_writes(tmp_path: Path) -> None:

@@ -82,9 +82,7 @@ class ServeProcess:
         self.stop(signal.SIGKILL, wait=10)
 
 
-def start_serve(
-    args: Sequence[str], cwd: Path, log: Path, timeout: float = 30.0, headers: dict[str, str] | None = None
-) -> ServeProcess:
+def start_serve(args: Sequence[str], cwd: Path, log: Path, timeout: float = 30.0, headers: dict[str, str] | None = None) -> ServeProcess:
     """Start ``seedtape serve`` on a free loopback port; return once it answers health.
 
     The port is picked, then bound by the child: another process on this machine can
@@ -110,7 +108,11 @@ def _start_serve_once(args: Sequence[str], cwd: Path, log: Path, timeout: float,
     with log.open("ab") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "seedtape.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
-            cwd=cwd, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=cwd,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     server = ServeProcess(process, f"http://127.0.0.1:{port}", log)
 
@@ -178,12 +180,26 @@ def echo_upstream(seen: list[dict[str, Any]] | None = None) -> Starlette:
         content = last.get("content") if isinstance(last.get("content"), str) else "echo"
         if body.get("stream") is True:
             chunks = [
-                {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "echo-1", "system_fingerprint": "fp_echo",
-                 "choices": [{"index": 0, "delta": {"role": "assistant", "content": piece}, "finish_reason": None}]}
+                {
+                    "id": "c1",
+                    "object": "chat.completion.chunk",
+                    "created": 1,
+                    "model": "echo-1",
+                    "system_fingerprint": "fp_echo",
+                    "choices": [{"index": 0, "delta": {"role": "assistant", "content": piece}, "finish_reason": None}],
+                }
                 for piece in (content[: len(content) // 2], content[len(content) // 2 :])
             ]
-            chunks.append({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "echo-1",
-                           "system_fingerprint": "fp_echo", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+            chunks.append(
+                {
+                    "id": "c1",
+                    "object": "chat.completion.chunk",
+                    "created": 1,
+                    "model": "echo-1",
+                    "system_fingerprint": "fp_echo",
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                }
+            )
             frames = [f"data: {json.dumps(c)}\n\n".encode() for c in chunks] + [b"data: [DONE]\n\n"]
 
             async def events() -> Any:

@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from seedtape.commands.serve import SETTINGS_ENV
 from seedtape.cli import main
+from seedtape.commands.serve import SETTINGS_ENV
 from seedtape.serving import serve_in_thread
-
 from tests.faults._helpers import echo_upstream
 
 
@@ -25,7 +24,15 @@ def serve_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., 
     Run in a temporary folder: the default cassettes and cache folders are relative.
     """
     monkeypatch.chdir(tmp_path)
-    for name in ("SEEDTAPE_HOST", "SEEDTAPE_AUTH_TOKEN", "SEEDTAPE_WORKERS", "SEEDTAPE_UPSTREAM", "SEEDTAPE_MODE", "SEEDTAPE_PORT", "SEEDTAPE_CASSETTE"):
+    for name in (
+        "SEEDTAPE_HOST",
+        "SEEDTAPE_AUTH_TOKEN",
+        "SEEDTAPE_WORKERS",
+        "SEEDTAPE_UPSTREAM",
+        "SEEDTAPE_MODE",
+        "SEEDTAPE_PORT",
+        "SEEDTAPE_CASSETTE",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv(SETTINGS_ENV, "")  # restored after the test
 

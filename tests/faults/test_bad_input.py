@@ -27,11 +27,10 @@ from hypothesis import strategies as st
 from client_shim import azure_client, openai_client
 from seedtape.app import create_app
 from seedtape.config import Settings
-from seedtape.modes import MODE_NAMES as MODES
 from seedtape.exchange import MAX_DEPTH
+from seedtape.modes import MODE_NAMES as MODES
 from seedtape.serving import serve_in_thread
 from seedtape.sim.simulator import Simulator, create_simulator
-
 from tests.conftest import AZURE_KEY, OPENAI_KEY, RunningProxy
 from tests.faults._helpers import PANDA, TRACEBACK_MARKERS, assert_openai_error, cassette_files, echo_upstream
 
@@ -44,7 +43,9 @@ def still_serving(proxy: RunningProxy) -> None:
     """The server answers health and a real request after the bad one (in a cassette
     of its own, so the default one shows that the bad request wrote nothing)."""
     assert httpx.get(proxy.url + "/_seedtape/health").json()["status"] == "ok"
-    good = httpx.post(proxy.url + CHAT, json={"model": "gpt-4", "messages": PANDA, "seed": 1}, headers={**AUTH, "x-seedtape-cassette": "alive"})
+    good = httpx.post(
+        proxy.url + CHAT, json={"model": "gpt-4", "messages": PANDA, "seed": 1}, headers={**AUTH, "x-seedtape-cassette": "alive"}
+    )
     assert good.status_code == 200 and good.json()["choices"][0]["message"]["content"]
 
 
@@ -62,7 +63,12 @@ def shared() -> Iterator[tuple[RunningProxy, Simulator]]:
 
 def nested(depth: int) -> bytes:
     """A chat body whose ``metadata`` holds ``depth - 1`` nested lists (the body is level 1)."""
-    return b'{"model":"gpt-4","seed":1,"messages":[{"role":"user","content":"hi"}],"metadata":' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
+    return (
+        b'{"model":"gpt-4","seed":1,"messages":[{"role":"user","content":"hi"}],"metadata":'
+        + b"[" * (depth - 1)
+        + b"]" * (depth - 1)
+        + b"}"
+    )
 
 
 BAD_BODIES: dict[str, tuple[bytes, dict[str, str], int, str]] = {
@@ -148,8 +154,10 @@ def test_cassette_names_that_leave_the_folder_are_refused(name: str, shared: tup
 @pytest.mark.parametrize("name", [b"a\x00b", b"\x00", b"..\x00/x", "caf\u00e9".encode("latin-1")])
 async def test_cassette_names_with_nul_or_non_ascii_bytes_in_process(name: bytes, tmp_path: Path) -> None:
     """A NUL byte never gets past uvicorn's HTTP parser; in-process the app refuses it too."""
-    app = create_app(Settings(upstream="http://upstream.invalid", cassettes_dir=tmp_path / "c", cache_dir=tmp_path / "i"),
-                     upstream_transport=httpx.ASGITransport(app=echo_upstream()))
+    app = create_app(
+        Settings(upstream="http://upstream.invalid", cassettes_dir=tmp_path / "c", cache_dir=tmp_path / "i"),
+        upstream_transport=httpx.ASGITransport(app=echo_upstream()),
+    )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://proxy") as client:
         response = await client.post(CHAT, json={"model": "m", "messages": PANDA}, headers={"x-seedtape-cassette": name})
     assert_openai_error(response, 400, "invalid_request_error")
@@ -176,8 +184,7 @@ def test_declared_body_over_max_body_is_refused_before_it_is_sent(proxy_factory:
     proxy = proxy_factory(mode="auto")
     host, port = proxy.url.removeprefix("http://").split(":")
     head = (
-        f"POST {CHAT} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n"
-        f"content-length: {100 * 1024 * 1024}\r\n\r\n"
+        f"POST {CHAT} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\ncontent-length: {100 * 1024 * 1024}\r\n\r\n"
     ).encode()
     started = time.monotonic()
     with socket.create_connection((host, int(port)), timeout=10) as sock:
@@ -208,7 +215,9 @@ def test_chunked_body_over_max_body_is_refused_while_streaming(proxy_factory: Ca
     sent = 0
     reply = b""
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(f"POST {CHAT} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n".encode())
+        sock.sendall(
+            f"POST {CHAT} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n".encode()
+        )
         for _ in range(1024):  # up to 64 MiB offered, 64 KiB allowed
             readable, _, _ = select.select([sock], [], [], 0)
             if readable:
@@ -343,7 +352,9 @@ def check_answer(response: httpx.Response) -> None:
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(method=methods, path=paths, body=bodies, extra=headers)
-def test_property_generated_requests_never_get_a_500_or_a_traceback(in_process: Any, method: str, path: str, body: bytes, extra: dict[str, bytes]) -> None:
+def test_property_generated_requests_never_get_a_500_or_a_traceback(
+    in_process: Any, method: str, path: str, body: bytes, extra: dict[str, bytes]
+) -> None:
     runner, client = in_process
     response = runner.run(client.request(method, path, content=body, headers=extra))
     check_answer(response)
@@ -351,7 +362,9 @@ def test_property_generated_requests_never_get_a_500_or_a_traceback(in_process: 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(body=chat_like, mode=st.sampled_from(MODES), stream=st.booleans())
-def test_property_any_chat_shaped_body_round_trips_or_is_refused_cleanly(in_process: Any, body: dict[str, Any], mode: str, stream: bool) -> None:
+def test_property_any_chat_shaped_body_round_trips_or_is_refused_cleanly(
+    in_process: Any, body: dict[str, Any], mode: str, stream: bool
+) -> None:
     """Whatever a chat-shaped body holds, every mode answers it without a 5xx, and a
     body that was recorded replays with the same answer."""
     runner, client = in_process

@@ -20,7 +20,6 @@ import pytest
 
 from seedtape.cassette import read_recording
 from seedtape.coordination.workers import WorkerCoordinator
-
 from tests.conftest import AZURE_KEY, RunningProxy
 from tests.faults import _procs
 from tests.faults._helpers import cassette_files, closed_port_url, serving
@@ -34,7 +33,9 @@ def seeded(i: int = 0, **extra: Any) -> dict[str, Any]:
     return {"model": "gpt-4", "seed": 42 + i, "messages": [{"role": "user", "content": f"Tell story {i} about a red panda."}], **extra}
 
 
-async def fire(url: str, bodies: list[dict[str, Any]], headers: dict[str, str] | None = None, fresh_connections: bool = False) -> list[httpx.Response]:
+async def fire(
+    url: str, bodies: list[dict[str, Any]], headers: dict[str, str] | None = None, fresh_connections: bool = False
+) -> list[httpx.Response]:
     """All requests at once, each on its own connection (so several workers take some)."""
     limits = httpx.Limits(max_connections=len(bodies), max_keepalive_connections=0 if fresh_connections else len(bodies))
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:

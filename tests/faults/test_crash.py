@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-from seedtape.store import DISK_TIER_MIN_BYTES
 import openai
 import pytest
 from click.testing import CliRunner
@@ -24,7 +22,7 @@ from click.testing import CliRunner
 from client_shim import azure_client
 from seedtape.cassette import read_recording
 from seedtape.cli import main
-
+from seedtape.store import DISK_TIER_MIN_BYTES
 from tests.conftest import AZURE_KEY, RunningProxy
 from tests.faults._helpers import PANDA, assert_openai_error, cassette_files, closed_port_url, serving, start_serve
 
@@ -41,7 +39,9 @@ def episode_payload(episode: dict[str, Any]) -> Any:
     return [e["data"] for e in episode["events"]] if "events" in episode else episode["body"]
 
 
-async def burst(url: str, kill: Callable[[], None], kill_after: int, total: int = 400, concurrency: int = 48) -> tuple[list[dict[str, Any]], int]:
+async def burst(
+    url: str, kill: Callable[[], None], kill_after: int, total: int = 400, concurrency: int = 48
+) -> tuple[list[dict[str, Any]], int]:
     """Recordings in flight from many clients; SIGKILL the server after ``kill_after``
     of them were acknowledged. Returns what clients were told was recorded."""
     acknowledged: list[dict[str, Any]] = []
@@ -53,8 +53,11 @@ async def burst(url: str, kill: Callable[[], None], kill_after: int, total: int 
         nonlocal failed
         # A third distinct seeded prompts (new files), the rest unseeded repeats of 12
         # prompts: auto mode appends them as episodes, rewriting the same files again and again.
-        body: dict[str, Any] = {"model": "gpt-4", "stream": i % 4 == 0,
-                                "messages": [{"role": "user", "content": f"Story number {i % 12} about a red panda."}]}
+        body: dict[str, Any] = {
+            "model": "gpt-4",
+            "stream": i % 4 == 0,
+            "messages": [{"role": "user", "content": f"Story number {i % 12} about a red panda."}],
+        }
         if i % 3 == 0:
             body.update(seed=i, messages=[{"role": "user", "content": f"Seeded story {i}."}])
         async with gate:
@@ -66,8 +69,14 @@ async def burst(url: str, kill: Callable[[], None], kill_after: int, total: int 
                 return
         if response.headers.get("x-seedtape-cache") == "recorded":
             payload = events_of(raw) if body["stream"] else json.loads(raw)
-            acknowledged.append({"key": response.headers["x-seedtape-key"], "episode": int(response.headers["x-seedtape-episode"]),
-                                 "body": body, "payload": payload})
+            acknowledged.append(
+                {
+                    "key": response.headers["x-seedtape-key"],
+                    "episode": int(response.headers["x-seedtape-episode"]),
+                    "body": body,
+                    "payload": payload,
+                }
+            )
 
     async def killer() -> None:
         deadline = time.monotonic() + 30
@@ -112,11 +121,15 @@ def test_sigkill_during_a_burst_of_recordings_loses_nothing_acknowledged(tmp_pat
     replay_args = ["--mode", "replay", "--upstream", closed_port_url(), "--cassettes", str(cassettes), "--cache-dir", str(cache)]
     with serving(replay_args, tmp_path, tmp_path / "logs" / "replay.log") as replay:
         for ack in everything[:: max(1, len(everything) // 60)]:
-            response = httpx.post(replay.url + CHAT, json=ack["body"], headers={**AUTH, "x-seedtape-session": f"check-{ack['key']}-{ack['episode']}"})
+            response = httpx.post(
+                replay.url + CHAT, json=ack["body"], headers={**AUTH, "x-seedtape-session": f"check-{ack['key']}-{ack['episode']}"}
+            )
             assert response.status_code == 200
     assert CliRunner().invoke(main, ["ls", "--cassettes", str(cassettes)]).exit_code == 0
-    print(f"\n3 SIGKILLs: {len(everything)} acknowledged recordings all on disk, {len(files)} files valid, "
-          f"{leftovers} temp file(s) left behind by the kills")
+    print(
+        f"\n3 SIGKILLs: {len(everything)} acknowledged recordings all on disk, {len(files)} files valid, "
+        f"{leftovers} temp file(s) left behind by the kills"
+    )
 
 
 def test_leftover_temp_files_do_not_break_the_next_start_and_stale_ones_are_removed(
@@ -175,9 +188,7 @@ def test_corrupted_cache_directory_is_rebuilt_from_the_cassettes(proxy_factory: 
         assert len(index) == 2, "the index was rebuilt and filled again"
 
 
-def test_deleted_cache_directory_while_running_keeps_serving_and_recording(
-    proxy_factory: Callable[..., RunningProxy], sim: Any
-) -> None:
+def test_deleted_cache_directory_while_running_keeps_serving_and_recording(proxy_factory: Callable[..., RunningProxy], sim: Any) -> None:
     recorder, bodies, answers = record_two(proxy_factory)
     proxy = proxy_factory(mode="auto", cache_dir=recorder.settings.cache_dir)
     assert replayed(proxy, bodies) == answers
@@ -189,7 +200,7 @@ def test_deleted_cache_directory_while_running_keeps_serving_and_recording(
 
 
 def test_cache_path_that_is_not_a_directory_only_slows_lookups(proxy_factory: Callable[..., RunningProxy], tmp_path: Path) -> None:
-    recorder, bodies, answers = record_two(proxy_factory)
+    _recorder, bodies, answers = record_two(proxy_factory)
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the cache should be")
     assert replayed(proxy_factory(mode="replay", upstream=closed_port_url(), cache_dir=blocker), bodies) == answers

@@ -16,7 +16,6 @@ import pytest
 from click.testing import CliRunner
 
 from seedtape.cli import main
-
 from tests.conftest import AZURE_KEY, OPENAI_KEY
 from tests.faults._helpers import PANDA, cassette_files, scan_bytes, serving
 
@@ -30,7 +29,9 @@ def clients(url: str, mode: str) -> dict[str, openai.OpenAI]:
     """One client per recorded API shape, each with its own credential."""
     headers = {"x-seedtape-token": TOKEN, "x-seedtape-mode": mode}
     return {
-        "azure": openai.AzureOpenAI(azure_endpoint=url, api_key=AZURE_KEY, api_version="2024-02-01", default_headers=headers, max_retries=0),
+        "azure": openai.AzureOpenAI(
+            azure_endpoint=url, api_key=AZURE_KEY, api_version="2024-02-01", default_headers=headers, max_retries=0
+        ),
         "azure-v1": openai.OpenAI(base_url=url + "/openai/v1", api_key=V1_KEY, default_headers=headers, max_retries=0),
         "openai": openai.OpenAI(base_url=url + "/v1", api_key=OPENAI_KEY, default_headers=headers, max_retries=0),
     }
@@ -49,8 +50,23 @@ def every_route(client: openai.OpenAI) -> list[Callable[[], Any]]:
 @pytest.mark.slow
 def test_every_route_and_mode_writes_no_credential_anywhere(tmp_path: Path, sim: Any, sim_url: str) -> None:
     cassettes, cache, logs, reports = (tmp_path / d for d in ("cassettes", "cache", "logs", "reports"))
-    args = ["--upstream", sim_url, "--cassettes", str(cassettes), "--cache-dir", str(cache), "--auth-token", TOKEN,
-            "--partition-by-credential", "--record-errors", "--log-level", "debug", "--access-log", "--workers", "2"]
+    args = [
+        "--upstream",
+        sim_url,
+        "--cassettes",
+        str(cassettes),
+        "--cache-dir",
+        str(cache),
+        "--auth-token",
+        TOKEN,
+        "--partition-by-credential",
+        "--record-errors",
+        "--log-level",
+        "debug",
+        "--access-log",
+        "--workers",
+        "2",
+    ]
     calls = 0
     with serving(args, tmp_path, logs / "serve.log", headers={"x-seedtape-token": TOKEN}) as server:
         for mode in MODES:
@@ -65,8 +81,9 @@ def test_every_route_and_mode_writes_no_credential_anywhere(tmp_path: Path, sim:
         with pytest.raises(openai.RateLimitError):
             clients(server.url, "record")["openai"].chat.completions.create(model="gpt-4", messages=PANDA, seed=99)
         with pytest.raises(openai.AuthenticationError):  # a wrong proxy token, logged as a 401
-            openai.OpenAI(base_url=server.url + "/v1", api_key=OPENAI_KEY, max_retries=0,
-                          default_headers={"x-seedtape-token": TOKEN[::-1]}).models.list()
+            openai.OpenAI(
+                base_url=server.url + "/v1", api_key=OPENAI_KEY, max_retries=0, default_headers={"x-seedtape-token": TOKEN[::-1]}
+            ).models.list()
     assert calls == len(MODES) * 3 * 5
     assert len(cassette_files(cassettes)) >= 15
 
@@ -87,8 +104,7 @@ def test_every_route_and_mode_writes_no_credential_anywhere(tmp_path: Path, sim:
 
     hits, files, size = scan_bytes(tmp_path, SECRETS)
     assert hits == [], hits
-    print(f"\nscanned {files} files, {size} bytes (cassettes, cache, logs, reports) for {len(SECRETS)} secrets "
-          f"in 3 spellings each: 0 hits")
+    print(f"\nscanned {files} files, {size} bytes (cassettes, cache, logs, reports) for {len(SECRETS)} secrets in 3 spellings each: 0 hits")
 
     # The scanner would have seen them: the same secrets in a file of each kind it read.
     control = tmp_path / "control"

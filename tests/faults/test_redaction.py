@@ -22,7 +22,11 @@ REDACT = {"redact_patterns": (r"\b\d{4}-\d{4}-\d{4}-\d{4}\b", r"[\w.+-]+@[\w-]+(
 
 def private_body(card: str = CARD, stream: bool = False) -> dict[str, Any]:
     return {
-        "model": "echo", "seed": 7, "stream": stream, "user": MAIL, "metadata": {"ssn": SSN, "team": "billing"},
+        "model": "echo",
+        "seed": 7,
+        "stream": stream,
+        "user": MAIL,
+        "metadata": {"ssn": SSN, "team": "billing"},
         "messages": [{"role": "user", "content": f"My card is {card}; write to {MAIL}."}],
     }
 
@@ -50,7 +54,9 @@ def test_redaction_rewrites_what_is_stored_and_matching_still_works(
     again = httpx.post(proxy.url + CHAT, json=private_body(stream=stream), headers=auth)
     assert (again.headers["x-seedtape-cache"], again.headers["x-seedtape-key"]) == ("hit", stored["key"])
     assert CARD not in again.text and "[REDACTED]" in again.text, "a replay serves what was stored"
-    other = httpx.post(proxy.url + CHAT, json=private_body(card="5500-0000-0000-0004", stream=stream), headers={**auth, "x-seedtape-mode": "replay"})
+    other = httpx.post(
+        proxy.url + CHAT, json=private_body(card="5500-0000-0000-0004", stream=stream), headers={**auth, "x-seedtape-mode": "replay"}
+    )
     assert_openai_error(other, 404, "seedtape_cassette_miss")  # redaction never merges distinct requests
     assert len(seen) == 1
 

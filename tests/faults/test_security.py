@@ -14,7 +14,6 @@ from click.testing import Result
 from client_shim import azure_client, openai_client
 from seedtape import security
 from seedtape.config import Settings
-
 from tests.conftest import AZURE_KEY, OPENAI_KEY, RunningProxy
 from tests.faults._helpers import PANDA, assert_openai_error, cassette_files, closed_port_url
 

@@ -19,7 +19,6 @@ import openai
 import pytest
 
 from client_shim import azure_client, openai_client
-
 from tests.conftest import AZURE_KEY, OPENAI_KEY, RunningProxy, quiet_logger
 from tests.faults._helpers import PANDA, assert_openai_error, cassette_files, closed_port_url
 
@@ -118,7 +117,9 @@ FAULTS: dict[str, dict[str, Any]] = {
 
 @pytest.mark.parametrize("mode", ["record", "verify-update"])
 @pytest.mark.parametrize("name", sorted(FAULTS))
-def test_a_failure_never_overwrites_an_existing_recording(name: str, mode: str, proxy_factory: Callable[..., RunningProxy], sim: Any) -> None:
+def test_a_failure_never_overwrites_an_existing_recording(
+    name: str, mode: str, proxy_factory: Callable[..., RunningProxy], sim: Any
+) -> None:
     stream = name == "reset-stream"
     body = {**SEEDED, "stream": stream}
     recorder = proxy_factory(mode="record")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +14,14 @@ import pytest
 from click.testing import CliRunner
 
 from client_shim import azure_client
-from seedtape.drift import log as drift_log
 from seedtape.cli import main
-
+from seedtape.drift import log as drift_log
 from tests.conftest import AZURE_KEY, RunningProxy, scan_for_secrets
 
-PANDA = [{"role": "system", "content": "You always produce 3-sentence answers."}, {"role": "user", "content": "Create a story about red panda."}]
+PANDA = [
+    {"role": "system", "content": "You always produce 3-sentence answers."},
+    {"role": "user", "content": "Create a story about red panda."},
+]
 
 
 def ask(client: openai.AzureOpenAI, **params: Any) -> tuple[str, httpx.Headers]:
@@ -78,7 +80,9 @@ def test_new_fingerprint_with_new_content(proxy_factory: Callable[..., RunningPr
     assert first["diff"]["removed"] or first["diff"]["added"]
 
 
-def test_almost_always_content_drift_with_same_fingerprint(proxy_factory: Callable[..., RunningProxy], recorded: RunningProxy, sim: Any) -> None:
+def test_almost_always_content_drift_with_same_fingerprint(
+    proxy_factory: Callable[..., RunningProxy], recorded: RunningProxy, sim: Any
+) -> None:
     sim.config.seed_drift = 1.0
     proxy = verifier(proxy_factory, recorded)
     _, headers = ask(azure_client(proxy.url, api_key=AZURE_KEY), seed=42, temperature=0.7)
@@ -152,7 +156,9 @@ def test_ignore_path_hides_a_field(proxy_factory: Callable[..., RunningProxy], r
     assert headers["x-seedtape-drift"] == "none"
 
 
-def test_report_cli_reads_the_log_and_fails_on_rules(proxy_factory: Callable[..., RunningProxy], recorded: RunningProxy, sim: Any, tmp_path: Path) -> None:
+def test_report_cli_reads_the_log_and_fails_on_rules(
+    proxy_factory: Callable[..., RunningProxy], recorded: RunningProxy, sim: Any, tmp_path: Path
+) -> None:
     sim.rotate_fingerprint()
     proxy = verifier(proxy_factory, recorded)
     client = azure_client(proxy.url, api_key=AZURE_KEY)
@@ -171,7 +177,7 @@ def test_report_cli_reads_the_log_and_fails_on_rules(proxy_factory: Callable[...
 
 
 def _age_cassette(folder: Path, days: float) -> None:
-    old = (datetime.now(timezone.utc) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    old = (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     for path in folder.glob("*.json"):
         data = json.loads(path.read_text())
         for episode in data["episodes"]:

@@ -16,10 +16,10 @@ import httpx
 import httpx2
 import openai
 import pytest
+
+from seedtape.serving import serve_in_thread as serve_app
 from seedtape.sim import text as sim_text
 from seedtape.sim.simulator import SimConfig, Simulator, create_simulator
-from seedtape.serving import serve_in_thread as serve_app
-
 from tests.conftest import quiet_logger
 
 API_VERSION = "2024-10-21"
@@ -156,9 +156,7 @@ def test_rotating_the_fingerprint_changes_seeded_text_late(azure, sim, sim_url):
 
 def test_seed_drift_changes_only_the_later_part(azure, sim_url):
     def ask() -> str:
-        return text_of(
-            azure.chat.completions.create(model="gpt-4o", messages=UNIVERSE, temperature=0.7, max_tokens=50, seed=42)
-        )
+        return text_of(azure.chat.completions.create(model="gpt-4o", messages=UNIVERSE, temperature=0.7, max_tokens=50, seed=42))
 
     baseline = ask()
     assert httpx.post(f"{sim_url}/_sim/config", json={"seed_drift": 1.0}).json()["config"]["seed_drift"] == 1.0
@@ -175,10 +173,7 @@ def test_longer_answers_drift_more_often():
         req = sim_text.TextRequest.from_body(body, UNIVERSE, max_tokens)
         entropy = Random(1234)
         baseline = sim_text.generate(req, fingerprint="fp", choice_index=0, entropy=entropy, seed_drift=0)
-        runs = [
-            sim_text.generate(req, fingerprint="fp", choice_index=0, entropy=entropy, seed_drift=0.3)
-            for _ in range(200)
-        ]
+        runs = [sim_text.generate(req, fingerprint="fp", choice_index=0, entropy=entropy, seed_drift=0.3) for _ in range(200)]
         return sum(run != baseline for run in runs) / len(runs)
 
     short, medium, long = drift_rate(30), drift_rate(50), drift_rate(None)  # the story is ~80 words
@@ -326,9 +321,7 @@ def test_legacy_completions(oai, azure):
     assert extra(batch.choices[0])["content_filter_results"]
     streamed = "".join(
         c.choices[0].text
-        for c in oai.completions.create(
-            model="gpt-35-turbo-instruct", prompt="Tell me about red pandas", seed=5, stream=True
-        )
+        for c in oai.completions.create(model="gpt-35-turbo-instruct", prompt="Tell me about red pandas", seed=5, stream=True)
     )
     assert streamed == first.choices[0].text
 
@@ -368,10 +361,13 @@ def test_reset_mid_stream_drops_the_connection_before_done(azure, sim, sim_url):
     sim.inject({"kind": "reset_mid_stream", "after_chunks": 2})
     body = {"model": "gpt-4o", "messages": PANDA, "stream": True}
     raw = b""
-    with quiet_logger(), pytest.raises(httpx.RemoteProtocolError):  # noqa: PT012
-        with httpx.stream("POST", f"{sim_url}/v1/chat/completions", json=body, headers={"api-key": KEY}) as response:
-            for part in response.iter_bytes():
-                raw += part
+    with (
+        quiet_logger(),
+        pytest.raises(httpx.RemoteProtocolError),
+        httpx.stream("POST", f"{sim_url}/v1/chat/completions", json=body, headers={"api-key": KEY}) as response,
+    ):
+        for part in response.iter_bytes():
+            raw += part
     assert raw.count(b"data: ") == 2 and b"[DONE]" not in raw
 
 
@@ -437,9 +433,7 @@ def test_credentials_are_never_echoed(azure, oai, sim, sim_url, caplog):
     azure.chat.completions.create(model="gpt-4o", messages=PANDA)
     oai.embeddings.create(model="e", input="x")
     sim.inject({"status": 401})
-    seen = [
-        httpx.post(f"{sim_url}/v1/chat/completions", json={"model": "m", "messages": PANDA}, headers={"api-key": KEY})
-    ]
+    seen = [httpx.post(f"{sim_url}/v1/chat/completions", json={"model": "m", "messages": PANDA}, headers={"api-key": KEY})]
     seen.append(httpx.post(f"{sim_url}/nowhere", headers={"api-key": KEY}))
     seen.append(httpx.get(f"{sim_url}/_sim/state"))
     for response in seen:
@@ -454,9 +448,7 @@ def test_openai_shaped_errors_for_bad_input(oai, sim_url):
     assert malformed.status_code == 400 and malformed.json()["error"]["type"] == "invalid_request_error"
     unknown = httpx.post(f"{sim_url}/v2/whatever", json={}, headers=headers)
     assert unknown.status_code == 404 and set(unknown.json()["error"]) == {"message", "type", "param", "code"}
-    no_version = httpx.post(
-        f"{sim_url}/openai/deployments/d/chat/completions", json={"messages": PANDA}, headers=headers
-    )
+    no_version = httpx.post(f"{sim_url}/openai/deployments/d/chat/completions", json={"messages": PANDA}, headers=headers)
     assert no_version.status_code == 404
     with pytest.raises(openai.BadRequestError):
         oai.chat.completions.create(model="gpt-4o", messages=PANDA, temperature=5)
@@ -510,9 +502,7 @@ async def test_in_process_without_a_port(http):
         client = openai.AsyncOpenAI(base_url="http://sim/v1", api_key=KEY, http_client=transport_client, max_retries=0)
         first = await client.chat.completions.create(model="gpt-4o", messages=PANDA, seed=42, temperature=0.1)
         second = await client.chat.completions.create(model="gpt-4o", messages=PANDA, seed=42, temperature=0.1)
-        stream = await client.chat.completions.create(
-            model="gpt-4o", messages=PANDA, seed=42, temperature=0.1, stream=True
-        )
+        stream = await client.chat.completions.create(model="gpt-4o", messages=PANDA, seed=42, temperature=0.1, stream=True)
         streamed = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
     assert text_of(first) == text_of(second) == streamed
     assert first.system_fingerprint == "fp_inproc"

@@ -29,22 +29,38 @@ def _merge_headers(kwargs: dict[str, Any], cassette: str | None, mode: str | Non
 
 
 def openai_client(
-    proxy: str = DEFAULT_PROXY, *, cassette: str | None = None, mode: str | None = None, session: str | None = None,
-    api_key: str = DUMMY_KEY, **kwargs: Any,
+    proxy: str = DEFAULT_PROXY,
+    *,
+    cassette: str | None = None,
+    mode: str | None = None,
+    session: str | None = None,
+    api_key: str = DUMMY_KEY,
+    **kwargs: Any,
 ) -> openai.OpenAI:
     return openai.OpenAI(base_url=proxy.rstrip("/") + "/v1", api_key=api_key, **_merge_headers(kwargs, cassette, mode, session))
 
 
 def async_openai_client(
-    proxy: str = DEFAULT_PROXY, *, cassette: str | None = None, mode: str | None = None, session: str | None = None,
-    api_key: str = DUMMY_KEY, **kwargs: Any,
+    proxy: str = DEFAULT_PROXY,
+    *,
+    cassette: str | None = None,
+    mode: str | None = None,
+    session: str | None = None,
+    api_key: str = DUMMY_KEY,
+    **kwargs: Any,
 ) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=proxy.rstrip("/") + "/v1", api_key=api_key, **_merge_headers(kwargs, cassette, mode, session))
 
 
 def azure_client(
-    proxy: str = DEFAULT_PROXY, *, api_version: str = DEFAULT_API_VERSION, cassette: str | None = None,
-    mode: str | None = None, session: str | None = None, api_key: str = DUMMY_KEY, **kwargs: Any,
+    proxy: str = DEFAULT_PROXY,
+    *,
+    api_version: str = DEFAULT_API_VERSION,
+    cassette: str | None = None,
+    mode: str | None = None,
+    session: str | None = None,
+    api_key: str = DUMMY_KEY,
+    **kwargs: Any,
 ) -> openai.AzureOpenAI:
     return openai.AzureOpenAI(
         azure_endpoint=proxy.rstrip("/"), api_version=api_version, api_key=api_key, **_merge_headers(kwargs, cassette, mode, session)
@@ -52,8 +68,14 @@ def azure_client(
 
 
 def async_azure_client(
-    proxy: str = DEFAULT_PROXY, *, api_version: str = DEFAULT_API_VERSION, cassette: str | None = None,
-    mode: str | None = None, session: str | None = None, api_key: str = DUMMY_KEY, **kwargs: Any,
+    proxy: str = DEFAULT_PROXY,
+    *,
+    api_version: str = DEFAULT_API_VERSION,
+    cassette: str | None = None,
+    mode: str | None = None,
+    session: str | None = None,
+    api_key: str = DUMMY_KEY,
+    **kwargs: Any,
 ) -> openai.AsyncAzureOpenAI:
     return openai.AsyncAzureOpenAI(
         azure_endpoint=proxy.rstrip("/"), api_version=api_version, api_key=api_key, **_merge_headers(kwargs, cassette, mode, session)

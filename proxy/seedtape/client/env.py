@@ -32,9 +32,7 @@ def env_values(proxy: str = DEFAULT_PROXY, *, api_key: str | None = None, api_ve
 
 
 @contextmanager
-def seedtape_env(
-    proxy: str = DEFAULT_PROXY, *, api_key: str | None = None, api_version: str | None = None
-) -> Iterator[dict[str, str]]:
+def seedtape_env(proxy: str = DEFAULT_PROXY, *, api_key: str | None = None, api_version: str | None = None) -> Iterator[dict[str, str]]:
     """Set the base-URL variables to the proxy for the block; restore them on exit.
 
     ``api_key`` also sets ``OPENAI_API_KEY``/``AZURE_OPENAI_API_KEY``/``AZURE_API_KEY``

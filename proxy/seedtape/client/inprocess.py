@@ -18,17 +18,16 @@ import openai
 from openai import AsyncAzureOpenAI, AsyncOpenAI, AzureOpenAI, OpenAI
 
 from seedtape.app import create_app
-from seedtape.config import Settings, default_upstream
-from seedtape.engine import Engine
-from seedtape.errors import ProxyError
-from seedtape.sim import transport_for
-from seedtape.modes import MODE_HEADER, check_mode, mode_named
-
+from seedtape.client.clients import DEFAULT_API_VERSION, DUMMY_KEY, _merge_headers
 from seedtape.client.loop import ASGIApp, LoopThread
 from seedtape.client.misses import Miss, MissRecorder
-from seedtape.coordination import ThreadCoordinator
-from seedtape.client.clients import DEFAULT_API_VERSION, DUMMY_KEY, _merge_headers
 from seedtape.client.transports import httpx2_transport, httpx_transport
+from seedtape.config import Settings, default_upstream
+from seedtape.coordination import ThreadCoordinator
+from seedtape.engine import Engine
+from seedtape.errors import ProxyError
+from seedtape.modes import MODE_HEADER, check_mode, mode_named
+from seedtape.sim import transport_for
 
 IN_PROCESS_URL = "http://seedtape.in-process"
 STACKS = ("httpx2", "httpx")
@@ -185,26 +184,50 @@ class InProcessProxy:
     # openai clients ---------------------------------------------------------
     def openai(self, *, cassette: str | None = None, mode: str | None = None, session: str | None = None, **kwargs: Any) -> OpenAI:
         kwargs = _merge_headers(kwargs, cassette, mode, session)
-        return openai.OpenAI(base_url=IN_PROCESS_URL + "/v1", api_key=kwargs.pop("api_key", DUMMY_KEY), http_client=self.http_client(), **kwargs)
+        return openai.OpenAI(
+            base_url=IN_PROCESS_URL + "/v1", api_key=kwargs.pop("api_key", DUMMY_KEY), http_client=self.http_client(), **kwargs
+        )
 
-    def async_openai(self, *, cassette: str | None = None, mode: str | None = None, session: str | None = None, **kwargs: Any) -> AsyncOpenAI:
+    def async_openai(
+        self, *, cassette: str | None = None, mode: str | None = None, session: str | None = None, **kwargs: Any
+    ) -> AsyncOpenAI:
         kwargs = _merge_headers(kwargs, cassette, mode, session)
         return openai.AsyncOpenAI(
             base_url=IN_PROCESS_URL + "/v1", api_key=kwargs.pop("api_key", DUMMY_KEY), http_client=self.async_http_client(), **kwargs
         )
 
-    def azure(self, *, api_version: str = DEFAULT_API_VERSION, cassette: str | None = None, mode: str | None = None,
-              session: str | None = None, **kwargs: Any) -> AzureOpenAI:
+    def azure(
+        self,
+        *,
+        api_version: str = DEFAULT_API_VERSION,
+        cassette: str | None = None,
+        mode: str | None = None,
+        session: str | None = None,
+        **kwargs: Any,
+    ) -> AzureOpenAI:
         kwargs = _merge_headers(kwargs, cassette, mode, session)
         return openai.AzureOpenAI(
-            azure_endpoint=IN_PROCESS_URL, api_version=api_version, api_key=kwargs.pop("api_key", DUMMY_KEY),
-            http_client=self.http_client(), **kwargs,
+            azure_endpoint=IN_PROCESS_URL,
+            api_version=api_version,
+            api_key=kwargs.pop("api_key", DUMMY_KEY),
+            http_client=self.http_client(),
+            **kwargs,
         )
 
-    def async_azure(self, *, api_version: str = DEFAULT_API_VERSION, cassette: str | None = None, mode: str | None = None,
-                    session: str | None = None, **kwargs: Any) -> AsyncAzureOpenAI:
+    def async_azure(
+        self,
+        *,
+        api_version: str = DEFAULT_API_VERSION,
+        cassette: str | None = None,
+        mode: str | None = None,
+        session: str | None = None,
+        **kwargs: Any,
+    ) -> AsyncAzureOpenAI:
         kwargs = _merge_headers(kwargs, cassette, mode, session)
         return openai.AsyncAzureOpenAI(
-            azure_endpoint=IN_PROCESS_URL, api_version=api_version, api_key=kwargs.pop("api_key", DUMMY_KEY),
-            http_client=self.async_http_client(), **kwargs,
+            azure_endpoint=IN_PROCESS_URL,
+            api_version=api_version,
+            api_key=kwargs.pop("api_key", DUMMY_KEY),
+            http_client=self.async_http_client(),
+            **kwargs,
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable, Coroutine, MutableMapping
 from contextlib import ExitStack
 from typing import Any, TypeVar
 from urllib.parse import unquote
@@ -24,8 +24,15 @@ T = TypeVar("T")
 
 
 async def call_asgi(
-    app: ASGIApp, method: str, scheme: str, host: str, port: int | None, raw_path: bytes, query: bytes,
-    headers: list[tuple[bytes, bytes]], body: bytes,
+    app: ASGIApp,
+    method: str,
+    scheme: str,
+    host: str,
+    port: int | None,
+    raw_path: bytes,
+    query: bytes,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """One complete HTTP exchange with an ASGI app: status, headers, whole body.
 
@@ -34,10 +41,18 @@ async def call_asgi(
     space must reach the router as a space).
     """
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-        "headers": [(k.lower(), v) for k, v in headers], "scheme": scheme,
-        "path": unquote(raw_path.decode("latin-1")), "raw_path": raw_path, "query_string": query,
-        "server": (host, port or DEFAULT_PORTS.get(scheme, 80)), "client": ("127.0.0.1", 123), "root_path": "",
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "headers": [(k.lower(), v) for k, v in headers],
+        "scheme": scheme,
+        "path": unquote(raw_path.decode("latin-1")),
+        "raw_path": raw_path,
+        "query_string": query,
+        "server": (host, port or DEFAULT_PORTS.get(scheme, 80)),
+        "client": ("127.0.0.1", 123),
+        "root_path": "",
     }
     sent_body = False
     done = anyio.Event()
@@ -80,27 +95,29 @@ class LoopThread:
 
     def __init__(self) -> None:
         self._stack = ExitStack()
-        self._portal: Any = None
+        self._portal: anyio.from_thread.BlockingPortal | None = None
         self._local = threading.local()
         self._loops: list[asyncio.AbstractEventLoop] = []
         self._guard = threading.Lock()
 
     @property
-    def portal(self) -> Any:
+    def portal(self) -> anyio.from_thread.BlockingPortal:
         with self._guard:
             if self._portal is None:
                 self._portal = self._stack.enter_context(anyio.from_thread.start_blocking_portal())
             return self._portal
 
-    def call(self, func: Callable[..., Awaitable[T]], *args: Any, here: bool = False) -> T:
+    def call(self, func: Callable[..., Coroutine[Any, Any, T]], *args: Any, here: bool = False) -> T:
         if here and asyncio._get_running_loop() is None:
             loop = getattr(self._local, "loop", None)
             if loop is None:
                 loop = self._local.loop = asyncio.new_event_loop()
                 with self._guard:
                     self._loops.append(loop)
-            return loop.run_until_complete(func(*args))
-        return self.portal.call(func, *args)
+            result: T = loop.run_until_complete(func(*args))
+            return result
+        outcome: T = self.portal.call(func, *args)
+        return outcome
 
     def close(self) -> None:
         self._stack.close()

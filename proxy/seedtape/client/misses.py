@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
-import weakref
-from collections import Counter
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
-
 
 # The error types a replay answers with when it has nothing to serve.
 MISS_TYPES = frozenset({"seedtape_cassette_miss", "seedtape_unrecorded_route", "seedtape_episodes_exhausted"})

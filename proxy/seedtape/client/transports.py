@@ -11,7 +11,6 @@ from typing import Any
 
 from seedtape.client.loop import ASGIApp, LoopThread, call_asgi
 
-
 # Decides per request whether it may run in the caller's thread (a replay: see LoopThread).
 RunsHere = Callable[[Any], bool]
 
@@ -19,8 +18,17 @@ RunsHere = Callable[[Any], bool]
 def _exchange(loop: LoopThread, app: ASGIApp, request: Any, here: RunsHere) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     url = request.url
     return loop.call(
-        call_asgi, app, request.method, url.scheme, url.host, url.port, url.raw_path.split(b"?")[0], url.query,
-        list(request.headers.raw), request.read(), here=here(request),
+        call_asgi,
+        app,
+        request.method,
+        url.scheme,
+        url.host,
+        url.port,
+        url.raw_path.split(b"?")[0],
+        url.query,
+        list(request.headers.raw),
+        request.read(),
+        here=here(request),
     )
 
 

@@ -20,9 +20,9 @@ from rich.text import Text
 
 from seedtape.app import create_app
 from seedtape.config import Settings
+from seedtape.drift.worddiff import ADDED, EQUAL, REMOVED, trim_ops, word_diff
 from seedtape.serving import serve_in_thread
 from seedtape.sim import transport_for
-from seedtape.drift.worddiff import ADDED, EQUAL, REMOVED, trim_ops, word_diff
 
 DEPLOYMENT = "gpt-4"
 API_VERSION = "2024-02-01"
@@ -118,7 +118,9 @@ def run_demo(keep: Path | None = None, console: Console | None = None) -> tuple[
         console.rule("[bold]seedtape demo[/bold]: the seed experiments through a real proxy, real openai SDK, simulated Azure")
         console.print(f"cassettes: {cassettes}/demo   upstream: built-in simulator (honours seed like Azure documents)\n")
         recorded = run_phase(cassettes, workdir / "cache", "auto", "sim")
-        console.print(_table("1. auto mode: first calls go upstream and are recorded; seeded repeats are served from the cassette", recorded))
+        console.print(
+            _table("1. auto mode: first calls go upstream and are recorded; seeded repeats are served from the cassette", recorded)
+        )
         panda = [c.text for c in recorded[:4]]
         console.print("\nWithout a seed the two panda stories differ" + (":" if panda[0] != panda[1] else " (they happened to match)."))
         if panda[0] != panda[1]:
@@ -127,9 +129,11 @@ def run_demo(keep: Path | None = None, console: Console | None = None) -> tuple[
 
         replayed = run_phase(cassettes, workdir / "cache-2", "replay", OFFLINE_UPSTREAM)
         console.print(_table(f"2. replay mode, upstream unreachable ({OFFLINE_UPSTREAM}): everything comes from the cassette", replayed))
-        same = sum(a.text == b.text for a, b in zip(recorded, replayed))
-        console.print(f"\n[bold]{same}/{len(recorded)}[/bold] replayed answers are identical to the recorded ones, in the same order, "
-                      f"with no network: the unseeded stories replay as the same two different stories.")
+        same = sum(a.text == b.text for a, b in zip(recorded, replayed, strict=False))
+        console.print(
+            f"\n[bold]{same}/{len(recorded)}[/bold] replayed answers are identical to the recorded ones, in the same order, "
+            f"with no network: the unseeded stories replay as the same two different stories."
+        )
         files = sorted((cassettes / "demo").glob("*.json"))
         where = f"see them with: seedtape ls --cassettes {cassettes}" if keep else "run with --keep DIR to keep them"
         console.print(f"{len(files)} cassette files written (one per key, pretty JSON for git diffs); {where}")

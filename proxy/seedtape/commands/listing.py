@@ -111,7 +111,15 @@ def _row(cassette: str, recording: Recording) -> tuple[str, ...]:
     route = recording.request.get("route", "")
     if is_stream(last):
         route += " (stream)"
-    return (cassette, recording.key[:16], str(len(recording.episodes)), route, str(body.get("model", "")), "" if seed is None else str(seed), first_words(text))
+    return (
+        cassette,
+        recording.key[:16],
+        str(len(recording.episodes)),
+        route,
+        str(body.get("model", "")),
+        "" if seed is None else str(seed),
+        first_words(text),
+    )
 
 
 def _console() -> Console:
@@ -158,7 +166,9 @@ def _print_one(console: Console, cassette: str, path: Path, recording: Recording
     for message in messages or []:
         content = message.get("content") if isinstance(message, dict) else message
         role = message.get("role", "?") if isinstance(message, dict) else "?"
-        console.print(f"  [cyan]{role:>9}[/cyan]: {content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)}", highlight=False)
+        console.print(
+            f"  [cyan]{role:>9}[/cyan]: {content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)}", highlight=False
+        )
     for number, episode in enumerate(recording.episodes, 1):
         response = response_json(episode)
         kind = f"stream, {len(episode['events'])} events" if is_stream(episode) else "json"

@@ -36,8 +36,8 @@ from rich.text import Text
 
 from seedtape.config import OPENAI_UPSTREAM, SIM_UPSTREAM
 from seedtape.drift.report import rich_diff
-from seedtape.terminal import render_text
 from seedtape.drift.worddiff import word_diff
+from seedtape.terminal import render_text
 
 DEFAULT_SYSTEM = "You always produce 3-sentence answers."
 DEFAULT_PROMPT = "Create a story about red panda."
@@ -132,9 +132,7 @@ def arm_statistics(arm: ArmResult) -> ArmResult:
     diffs = {(i, j): word_diff(texts[i], texts[j]) for i, j in pairs}
     arm.exact_match_rate = round(sum(1 for i, j in pairs if texts[i] == texts[j]) / len(pairs), 6)
     arm.mean_similarity = round(sum(d.similarity for d in diffs.values()) / len(diffs), 6)
-    divergences = [
-        d.first_divergence for (i, j), d in diffs.items() if texts[i] != texts[j] and d.first_divergence is not None
-    ]
+    divergences = [d.first_divergence for (i, j), d in diffs.items() if texts[i] != texts[j] and d.first_divergence is not None]
     arm.first_divergence = min(divergences) if divergences else None
     first_pair = next(((i, j) for i, j in pairs if texts[i] != texts[j]), None)
     if first_pair is not None:
@@ -215,9 +213,7 @@ def run_probe(
     arms = [ArmResult("unseeded", None), ArmResult("seeded", seed)]
     total, done = 2 * n, 0
     for arm in arms:
-        params = request_params(
-            model, seed=arm.seed, temperature=temperature, max_tokens=max_tokens, system=system, prompt=prompt
-        )
+        params = request_params(model, seed=arm.seed, temperature=temperature, max_tokens=max_tokens, system=system, prompt=prompt)
         if progress:
             progress(arm.name, done, total)
         for _ in range(n):
@@ -298,8 +294,7 @@ def _arm_story(arm: ArmResult) -> list[Any]:
         reasons = Counter(s.error for s in arm.samples if s.error)
         lines.append(
             Text(
-                f"{arm.name} arm: {arm.errors} request(s) failed: "
-                + "; ".join(f"{r} x{c}" for r, c in reasons.items()),
+                f"{arm.name} arm: {arm.errors} request(s) failed: " + "; ".join(f"{r} x{c}" for r, c in reasons.items()),
                 style="yellow",
             )
         )
@@ -334,8 +329,7 @@ def verdict(result: ProbeResult) -> str:
     seeded_part = (
         f"with seed={seeded.seed} all {len(seeded.texts)} outputs were identical"
         if seeded.distinct == 1
-        else f"with seed={seeded.seed} outputs still varied "
-        f"({seeded.distinct} distinct, exact-match rate {_rate(seeded.exact_match_rate)})"
+        else f"with seed={seeded.seed} outputs still varied ({seeded.distinct} distinct, exact-match rate {_rate(seeded.exact_match_rate)})"
     )
     unseeded_part = (
         f"without a seed {unseeded.distinct} of {len(unseeded.texts)} outputs were distinct"
@@ -349,8 +343,7 @@ def _header(result: ProbeResult) -> Text:
     p = result.params
     max_tokens = p.get("max_tokens") if p.get("max_tokens") is not None else "default"
     text = Text(
-        f"seedtape probe: model {result.model}, {p['n']} requests per arm, "
-        f"temperature {p['temperature']}, max_tokens {max_tokens}\n",
+        f"seedtape probe: model {result.model}, {p['n']} requests per arm, temperature {p['temperature']}, max_tokens {max_tokens}\n",
         style="bold",
     )
     text.append(f"system: {p['system']!r}\nprompt: {p['prompt']!r}", style="")
@@ -368,8 +361,7 @@ def render_probe(result: ProbeResult, json: bool = False, *, color: bool = False
     if len(fingerprints) > 1:
         parts.append(
             Text(
-                f"Several system_fingerprints seen: {_fingerprint_cell(fingerprints)}: "
-                "the backend configuration changed during the run.",
+                f"Several system_fingerprints seen: {_fingerprint_cell(fingerprints)}: the backend configuration changed during the run.",
                 style="yellow",
             )
         )
@@ -384,13 +376,26 @@ SIM_KEY = "sim-key-not-a-secret"
 
 def _client(base: str, api: str, api_version: str, key: str | None) -> openai.OpenAI:
     if api == "azure":
-        return openai.AzureOpenAI(azure_endpoint=base, api_version=api_version, api_key=key or os.environ.get("AZURE_OPENAI_API_KEY"), max_retries=2)
+        return openai.AzureOpenAI(
+            azure_endpoint=base, api_version=api_version, api_key=key or os.environ.get("AZURE_OPENAI_API_KEY"), max_retries=2
+        )
     return openai.OpenAI(base_url=base.rstrip("/") + "/v1", api_key=key or os.environ.get("OPENAI_API_KEY"), max_retries=2)
 
 
 def run_probe_command(
-    *, upstream: str, api: str | None, model: str, api_version: str, n: int, seed: int, temperature: float,
-    max_tokens: int | None, system: str | None, prompt: str | None, sim_seed_drift: float, as_json: bool,
+    *,
+    upstream: str,
+    api: str | None,
+    model: str,
+    api_version: str,
+    n: int,
+    seed: int,
+    temperature: float,
+    max_tokens: int | None,
+    system: str | None,
+    prompt: str | None,
+    sim_seed_drift: float,
+    as_json: bool,
 ) -> str:
     with ExitStack() as stack:
         key = None
@@ -406,7 +411,14 @@ def run_probe_command(
         if not as_json and sys.stderr.isatty():
             progress = stack.enter_context(progress_bar())
         result = run_probe(
-            client, model, n=n, seed=seed, temperature=temperature, max_tokens=max_tokens,
-            system=system or DEFAULT_SYSTEM, prompt=prompt or DEFAULT_PROMPT, progress=progress,
+            client,
+            model,
+            n=n,
+            seed=seed,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            system=system or DEFAULT_SYSTEM,
+            prompt=prompt or DEFAULT_PROMPT,
+            progress=progress,
         )
     return render_probe(result, json=as_json, color=sys.stdout.isatty())

@@ -159,19 +159,13 @@ def _raw_interactions(document: Any, path: Path) -> list[Mapping[str, Any]]:
     if isinstance(document, dict) and document.get("format") == "seedtape/1":
         raise VcrImportError(f"{path}: already a seedtape cassette file, nothing to import")
     if isinstance(document, dict) and isinstance(document.get("interactions"), list):
-        items = document["interactions"]
+        items: list[Mapping[str, Any]] = document["interactions"]
     elif isinstance(document, dict) and isinstance(document.get("request"), dict) and "response" in document:
         items = [document]  # dd-trace: one exchange per file
     else:
-        raise VcrImportError(
-            f"{path}: not a vcrpy cassette (no 'interactions' list, and not a single {{request, response}} object)"
-        )
+        raise VcrImportError(f"{path}: not a vcrpy cassette (no 'interactions' list, and not a single {{request, response}} object)")
     for number, item in enumerate(items, start=1):
-        if (
-            not isinstance(item, dict)
-            or not isinstance(item.get("request"), dict)
-            or not isinstance(item.get("response"), dict)
-        ):
+        if not isinstance(item, dict) or not isinstance(item.get("request"), dict) or not isinstance(item.get("response"), dict):
             raise VcrImportError(f"{path}: interaction {number} needs a 'request' and a 'response' mapping")
     return items
 
@@ -498,9 +492,7 @@ def import_paths(
     return report
 
 
-def _import_file(
-    path: Path, cassette: str, writer: _Writer, report: ImportReport, record_errors: bool, ignored: tuple[str, ...]
-) -> None:
+def _import_file(path: Path, cassette: str, writer: _Writer, report: ImportReport, record_errors: bool, ignored: tuple[str, ...]) -> None:
     try:
         interactions = load_interactions(path)
     except VcrImportError as exc:

@@ -131,7 +131,9 @@ class WorkerCoordinator:
                 self._degraded = True
                 log.warning(
                     "seedtape: shared coordination in %s failed (%s: %s); this worker continues with its own counters",
-                    self.directory, type(exc).__name__, exc,
+                    self.directory,
+                    type(exc).__name__,
+                    exc,
                 )
             return fallback()
 

@@ -55,9 +55,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from seedtape.cassette import utc_now
-from seedtape.jsonpath import parse_path, remove_path
-from seedtape.episode import fingerprint_of, is_stream, response_json
 from seedtape.drift.worddiff import WordDiff, diff_word_lists, word_diff, words
+from seedtape.episode import fingerprint_of, is_stream, response_json
+from seedtape.jsonpath import parse_path, remove_path
 
 FLAG_ORDER = ("content", "fingerprint", "model", "unrecorded")
 CLASSES = (
@@ -193,7 +193,7 @@ def same_arguments(recorded: str, live: str) -> bool:
     ok_recorded, value_recorded = _parsed(recorded)
     ok_live, value_live = _parsed(live)
     if ok_recorded and ok_live:
-        return value_recorded == value_live
+        return bool(value_recorded == value_live)
     return recorded == live
 
 
@@ -247,9 +247,7 @@ def _choice_text(kind: str, choice: Mapping[str, Any]) -> str:
     return " ".join(part for part in parts if part)
 
 
-def _compare_choice(
-    kind: str, index: int, recorded: Mapping[str, Any], live: Mapping[str, Any]
-) -> dict[str, Any] | None:
+def _compare_choice(kind: str, index: int, recorded: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any] | None:
     """What differs in one choice, or ``None`` when nothing that counts does."""
     detail: dict[str, Any] = {"index": index}
     if kind == "completion":
@@ -271,9 +269,7 @@ def _compare_choice(
     return detail if len(detail) > 1 else None
 
 
-def _compare_choices(
-    kind: str, recorded: Mapping[str, Any], live: Mapping[str, Any]
-) -> tuple[list[dict[str, Any]], WordDiff]:
+def _compare_choices(kind: str, recorded: Mapping[str, Any], live: Mapping[str, Any]) -> tuple[list[dict[str, Any]], WordDiff]:
     """Per-choice differences, and the word diff of all choices' text in index order."""
     by_r, by_l = _choices_by_index(recorded), _choices_by_index(live)
     details: list[dict[str, Any]] = []
@@ -457,9 +453,7 @@ def _model_of(response: Mapping[str, Any]) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _content_drift(
-    kind: str, recorded: Mapping[str, Any], live: Mapping[str, Any]
-) -> tuple[list[dict[str, Any]], WordDiff | None, float]:
+def _content_drift(kind: str, recorded: Mapping[str, Any], live: Mapping[str, Any]) -> tuple[list[dict[str, Any]], WordDiff | None, float]:
     """Per-item details, the headline word diff (none for embeddings) and a similarity."""
     if kind == "embedding":
         details, lowest = _compare_embeddings(recorded, live)

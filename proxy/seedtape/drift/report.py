@@ -29,8 +29,8 @@ from rich.table import Table
 from rich.text import Text
 
 from seedtape.drift.compare import CLASSES, FLAG_ORDER, classify
-from seedtape.terminal import render_text
 from seedtape.drift.worddiff import ADDED, EQUAL, REMOVED, trim_ops
+from seedtape.terminal import render_text
 
 FORMATS = ("table", "json", "junit", "html")
 FAIL_ON_RULES = ("content", "fingerprint", "model", "unrecorded", "any")
@@ -81,9 +81,7 @@ def parse_fail_on(values: Iterable[str]) -> set[str]:
     rules = {part.strip().lower() for value in values for part in value.split(",") if part.strip()}
     unknown = rules - set(FAIL_ON_RULES)
     if unknown:
-        raise ValueError(
-            f"unknown --fail-on rule(s) {', '.join(sorted(unknown))}: choose from {', '.join(FAIL_ON_RULES)}"
-        )
+        raise ValueError(f"unknown --fail-on rule(s) {', '.join(sorted(unknown))}: choose from {', '.join(FAIL_ON_RULES)}")
     return rules
 
 
@@ -153,15 +151,11 @@ def cassette_of(entry: Mapping[str, Any]) -> str:
 def worst_drifts(entries: Sequence[Mapping[str, Any]], limit: int = DEFAULT_WORST) -> list[Mapping[str, Any]]:
     """Content drifts, lowest similarity first (the ones a reader should look at)."""
     drifted = [e for e in entries if "content" in flags_of(e)]
-    drifted.sort(
-        key=lambda e: (similarity_of(e) if similarity_of(e) is not None else 2.0, cassette_of(e), case_name(e))
-    )
+    drifted.sort(key=lambda e: (similarity_of(e) if similarity_of(e) is not None else 2.0, cassette_of(e), case_name(e)))
     return drifted[:limit]
 
 
-def summarize(
-    entries: Sequence[Mapping[str, Any]], fail_on: Iterable[str] = (), worst: int = DEFAULT_WORST
-) -> dict[str, Any]:
+def summarize(entries: Sequence[Mapping[str, Any]], fail_on: Iterable[str] = (), worst: int = DEFAULT_WORST) -> dict[str, Any]:
     """Every number the formats show, as plain JSON."""
     rules = set(fail_on)
     classes = Counter(class_of(e) for e in entries)
@@ -183,8 +177,7 @@ def summarize(
             for name, c in sorted(per_cassette.items())
         ],
         "fingerprints": [
-            {"model": m, "recorded": r, "live": live, "total": t, "content_drift": d}
-            for (m, r, live), (t, d) in sorted(pairs.items())
+            {"model": m, "recorded": r, "live": live, "total": t, "content_drift": d} for (m, r, live), (t, d) in sorted(pairs.items())
         ],
         "worst": [
             {
@@ -205,11 +198,7 @@ def summarize(
 def _ops(entry: Mapping[str, Any]) -> list[list[str]]:
     diff = _dict(entry.get("diff"))
     ops = diff.get("ops")
-    return (
-        [[str(op[0]), str(op[1])] for op in ops if isinstance(op, list) and len(op) == 2]
-        if isinstance(ops, list)
-        else []
-    )
+    return [[str(op[0]), str(op[1])] for op in ops if isinstance(op, list) and len(op) == 2] if isinstance(ops, list) else []
 
 
 def inline_diff(ops: Sequence[Sequence[str]]) -> str:
@@ -289,9 +278,7 @@ def describe(entry: Mapping[str, Any]) -> list[str]:
 def table(entries: Sequence[Mapping[str, Any]], fail_on: Iterable[str] = (), worst: int = DEFAULT_WORST) -> Group:
     """The terminal report as rich renderables, for a CLI to ``console.print``."""
     summary = summarize(entries, fail_on, worst)
-    parts: list[Any] = [
-        Text(f"seedtape drift report: {summary['total']} verified requests, {summary['drifted']} drifted", style="bold")
-    ]
+    parts: list[Any] = [Text(f"seedtape drift report: {summary['total']} verified requests, {summary['drifted']} drifted", style="bold")]
     parts.append(_classes_table(summary))
     parts.append(_cassettes_table(summary))
     parts.append(_fingerprints_table(summary))
@@ -311,9 +298,7 @@ def _classes_table(summary: Mapping[str, Any]) -> Table:
     grid.add_column("share", justify="right")
     for name in CLASSES:
         count = summary["classes"][name]
-        grid.add_row(
-            Text(CLASS_LABELS[name], style=RICH_CLASS_STYLES[name]), str(count), _share(count, summary["total"])
-        )
+        grid.add_row(Text(CLASS_LABELS[name], style=RICH_CLASS_STYLES[name]), str(count), _share(count, summary["total"]))
     return grid
 
 
@@ -359,9 +344,7 @@ def _worst_renderables(entries: Sequence[Mapping[str, Any]], worst: int) -> list
     chosen = worst_drifts(entries, worst)
     if not chosen:
         return [Text("No content drift.", style="green")]
-    parts: list[Any] = [
-        Text(f"Worst drifts ({len(chosen)} of {sum(1 for e in entries if 'content' in flags_of(e))})", style="bold")
-    ]
+    parts: list[Any] = [Text(f"Worst drifts ({len(chosen)} of {sum(1 for e in entries if 'content' in flags_of(e))})", style="bold")]
     for entry in chosen:
         similarity = similarity_of(entry)
         header = Text(f"{cassette_of(entry)}  {case_name(entry)}  ", style="bold")
@@ -507,8 +490,7 @@ def render_html(entries: Sequence[Mapping[str, Any]], fail_on: Iterable[str] = (
     summary = summarize(entries, rules)
     body = [
         "<h1>seedtape drift report</h1>",
-        f'<p class="meta">{summary["total"]} verified requests, {summary["drifted"]} drifted; '
-        f"generated {_e(_now())}</p>",
+        f'<p class="meta">{summary["total"]} verified requests, {summary["drifted"]} drifted; generated {_e(_now())}</p>',
         _html_verdict(summary),
         '<section id="summary"><h2>Summary</h2>',
         _html_classes(summary),
@@ -521,9 +503,7 @@ def render_html(entries: Sequence[Mapping[str, Any]], fail_on: Iterable[str] = (
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>seedtape drift report</title><style>{_CSS}</style></head><body>\n"
-        + "\n".join(body)
-        + "\n</body></html>\n"
+        f"<title>seedtape drift report</title><style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
     )
 
 
@@ -540,9 +520,7 @@ def _html_table(head: Sequence[str], rows: Iterable[Sequence[str]], numeric_from
     """A table from already-escaped cells; columns from ``numeric_from`` on are numbers."""
     header = "".join(f"<th>{_e(title)}</th>" for title in head)
     body = "".join(
-        "<tr>"
-        + "".join(f'<td class="n">{c}</td>' if i >= numeric_from else f"<td>{c}</td>" for i, c in enumerate(row))
-        + "</tr>"
+        "<tr>" + "".join(f'<td class="n">{c}</td>' if i >= numeric_from else f"<td>{c}</td>" for i, c in enumerate(row)) + "</tr>"
         for row in rows
     )
     return f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
@@ -584,10 +562,7 @@ def _svg_chart(summary: Mapping[str, Any]) -> str:
 
 def _html_cassettes(summary: Mapping[str, Any]) -> str:
     head = ("cassette", "requests", *(CLASS_LABELS[name] for name in CLASSES))
-    rows = [
-        (_e(row["cassette"]), str(row["total"]), *(str(row["classes"][name]) for name in CLASSES))
-        for row in summary["cassettes"]
-    ]
+    rows = [(_e(row["cassette"]), str(row["total"]), *(str(row["classes"][name]) for name in CLASSES)) for row in summary["cassettes"]]
     return f'<section id="cassettes"><h2>Per cassette</h2>{_html_table(head, rows, numeric_from=1)}</section>'
 
 
@@ -603,9 +578,7 @@ def _html_fingerprints(summary: Mapping[str, Any]) -> str:
         )
         for r in summary["fingerprints"]
     ]
-    return (
-        f'<section id="fingerprints"><h2>Model and fingerprint</h2>{_html_table(head, rows, numeric_from=3)}</section>'
-    )
+    return f'<section id="fingerprints"><h2>Model and fingerprint</h2>{_html_table(head, rows, numeric_from=3)}</section>'
 
 
 def _html_side(ops: Sequence[Sequence[str]], show: str, mark: str, tag_name: str) -> str:
@@ -637,9 +610,7 @@ def _html_drifts(entries: Sequence[Mapping[str, Any]], rules: set[str]) -> str:
 
 def _html_entry(entry: Mapping[str, Any], rules: set[str]) -> str:
     name = class_of(entry)
-    badges = "".join(
-        f'<span class="badge" style="background:{CLASS_COLOURS[classify([f])]}">{_e(f)}</span>' for f in flags_of(entry)
-    )
+    badges = "".join(f'<span class="badge" style="background:{CLASS_COLOURS[classify([f])]}">{_e(f)}</span>' for f in flags_of(entry))
     failing = failed_rules(entry, rules)
     if failing:
         badges += f'<span class="badge" style="background:#b71c1c">fails --fail-on {_e(",".join(failing))}</span>'
@@ -653,9 +624,7 @@ def _html_entry(entry: Mapping[str, Any], rules: set[str]) -> str:
     ]
     if "content" in flags_of(entry) and similarity is not None:
         first = entry.get("first_divergence")
-        facts.append(
-            f"similarity {similarity:.3f}" + (f", first divergence at word {_e(first)}" if first is not None else "")
-        )
+        facts.append(f"similarity {similarity:.3f}" + (f", first divergence at word {_e(first)}" if first is not None else ""))
     ops = _ops(entry)
     sides = ""
     if ops:

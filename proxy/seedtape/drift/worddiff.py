@@ -103,11 +103,7 @@ def trim_ops(ops: list[list[str]], context: int = 6) -> list[list[str]]:
         parts = text.split()
         keep_head = position != 0
         keep_tail = position != last
-        if (
-            len(parts) <= 2 * context
-            or (not keep_head and len(parts) <= context)
-            or (not keep_tail and len(parts) <= context)
-        ):
+        if len(parts) <= 2 * context or (not keep_head and len(parts) <= context) or (not keep_tail and len(parts) <= context):
             trimmed.append([tag, text])
             continue
         head = parts[:context] if keep_head else []

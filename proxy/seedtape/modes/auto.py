@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from seedtape.exchange import Exchange
 
 
-
 class Auto:
     name = "auto"
     offline = False
@@ -24,9 +23,9 @@ class Auto:
 
     async def handle(self, engine: Engine, exchange: Exchange) -> Response:
         prepared = engine.load(exchange)
-        if prepared is not None and prepared.episodes:
-            if exchange.occurrence <= len(prepared.episodes) or engine.wants_cache(exchange):
-                return await engine.serve_recorded(exchange, prepared)
+        episodes = prepared.episodes if prepared is not None else ()
+        if prepared is not None and episodes and (exchange.occurrence <= len(episodes) or engine.wants_cache(exchange)):
+            return await engine.serve_recorded(exchange, prepared)
         engine.coordinator.incr("misses")
         if engine.wants_cache(exchange):
             return await engine.record_once(exchange)

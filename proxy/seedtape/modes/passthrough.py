@@ -11,7 +11,6 @@ if TYPE_CHECKING:
     from seedtape.exchange import Exchange
 
 
-
 class Passthrough:
     name = "passthrough"
     offline = False

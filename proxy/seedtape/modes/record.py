@@ -11,7 +11,6 @@ if TYPE_CHECKING:
     from seedtape.exchange import Exchange
 
 
-
 class Record:
     name = "record"
     offline = False

@@ -38,9 +38,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from seedtape.sim import text as sim_text
 from seedtape.headers import CREDENTIAL_HEADERS
 from seedtape.routes import Target, match_route
+from seedtape.sim import text as sim_text
 
 FAULT_KINDS = frozenset({"reset_mid_stream", "truncated_json", "not_json", "delay", "gzip"})
 SAFE = {"filtered": False, "severity": "safe"}
@@ -203,9 +203,7 @@ class Simulator:
             Route("/_sim/fault", self._fault, methods=["POST"]),
             Route("/_sim/reset", self._reset, methods=["POST"]),
         ]
-        models = [
-            Route(p, self._models, methods=["GET"]) for p in ("/v1/models", "/openai/v1/models", "/openai/models")
-        ]
+        models = [Route(p, self._models, methods=["GET"]) for p in ("/v1/models", "/openai/v1/models", "/openai/models")]
         catch_all = Route("/{path:path}", self._dispatch, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
         self.app = Starlette(routes=[*admin, *models, catch_all])
 
@@ -309,10 +307,7 @@ class Simulator:
         if not _has_credential(request):
             return error_response(401, AZURE_401, "invalid_request_error", "401")
         created = 1715367049
-        data = [
-            {"id": m, "object": "model", "created": created, "owned_by": "system"}
-            for m in (self.config.model, EMBEDDING_MODEL)
-        ]
+        data = [{"id": m, "object": "model", "created": created, "owned_by": "system"} for m in (self.config.model, EMBEDDING_MODEL)]
         return JSONResponse({"object": "list", "data": data})
 
     # --- the API ------------------------------------------------------------------------
@@ -352,9 +347,7 @@ class Simulator:
         body = await _json_object(request)
         if isinstance(body, Response):
             return body
-        handler = {"chat/completions": self._chat, "completions": self._legacy, "embeddings": self._embeddings}[
-            target.route
-        ]
+        handler = {"chat/completions": self._chat, "completions": self._legacy, "embeddings": self._embeddings}[target.route]
         try:
             result = handler(body, target)
         except ValueError as exc:
@@ -364,9 +357,7 @@ class Simulator:
             return self._stream(result, headers, fault)
         return _apply_body_fault(result, headers, fault)
 
-    def _sample(
-        self, body: Mapping[str, Any], messages: list[dict[str, Any]], max_words: int | None, index: int
-    ) -> str:
+    def _sample(self, body: Mapping[str, Any], messages: list[dict[str, Any]], max_words: int | None, index: int) -> str:
         req = sim_text.TextRequest.from_body(body, messages, max_words)
         return sim_text.generate(
             req,
@@ -460,13 +451,7 @@ class Simulator:
 
     def _legacy(self, body: dict[str, Any], target: Target) -> dict[str, Any] | list[Any]:
         prompt = body.get("prompt", "")
-        prompts = (
-            [prompt]
-            if isinstance(prompt, str)
-            else [p for p in prompt if isinstance(p, str)]
-            if isinstance(prompt, list)
-            else []
-        )
+        prompts = [prompt] if isinstance(prompt, str) else [p for p in prompt if isinstance(p, str)] if isinstance(prompt, list) else []
         if not prompts:
             raise ValueError("'prompt' must be a string or an array of strings")
         n, max_words = _common_params(body, target, default_max=16)  # the legacy API's default
@@ -475,9 +460,7 @@ class Simulator:
         for p, text_prompt in enumerate(prompts):
             messages = [{"role": "user", "content": text_prompt}]
             for j in range(n):
-                text, finish = _truncate(
-                    self._sample({**body, "prompt": text_prompt}, messages, max_words, j), body.get("stop"), max_words
-                )
+                text, finish = _truncate(self._sample({**body, "prompt": text_prompt}, messages, max_words, j), body.get("stop"), max_words)
                 choice = {"text": " " + text, "index": p * n + j, "finish_reason": finish, "logprobs": None}
                 if azure:
                     choice["content_filter_results"] = FILTERS
@@ -579,8 +562,7 @@ async def _json_object(request: Request, allow_empty: bool = False) -> dict[str,
     except (ValueError, UnicodeDecodeError):
         return error_response(
             400,
-            "We could not parse the JSON body of your request. (HINT: This likely means you "
-            "aren't using your HTTP library correctly.)",
+            "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly.)",
             "invalid_request_error",
         )
     if not isinstance(body, dict):
@@ -638,9 +620,7 @@ def _common_params(body: Mapping[str, Any], target: Target, default_max: int | N
 
 def _tool_calls(body: Mapping[str, Any], messages: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
     """Tool calls the model would make: forced by tool_choice, or tools the last user turn asks for."""
-    tools = [
-        t["function"] for t in body.get("tools") or [] if isinstance(t, dict) and isinstance(t.get("function"), dict)
-    ]
+    tools = [t["function"] for t in body.get("tools") or [] if isinstance(t, dict) and isinstance(t.get("function"), dict)]
     choice = body.get("tool_choice")
     if not tools or choice == "none" or messages[-1].get("role") != "user":
         return None
@@ -711,9 +691,7 @@ def _apply_body_fault(payload: dict[str, Any], headers: dict[str, str], fault: M
         html = b"<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>"
         return Response(html, media_type="text/html", headers=headers)
     if kind == "gzip":
-        return Response(
-            gzip.compress(data), media_type="application/json", headers={**headers, "content-encoding": "gzip"}
-        )
+        return Response(gzip.compress(data), media_type="application/json", headers={**headers, "content-encoding": "gzip"})
     if kind == "reset_mid_stream":  # a non-streamed answer: cut the body half way and drop the connection
 
         async def broken() -> AsyncIterator[bytes]:

@@ -32,35 +32,136 @@ from dataclasses import dataclass
 from random import Random
 from typing import Any
 
-
 # Body fields that only shape the transport or cut the text: they are left out of the
 # stream seeds, so a streamed and a non-streamed request with the same seed give the same
 # text. (max_tokens still matters: switch points are chosen inside the visible words so
 # that drift and a new fingerprint always show, so a different max_tokens may give a
 # different text, as the Azure page warns: keep every other parameter equal too.)
 PRESENTATION_FIELDS = frozenset(
-    "stream stream_options max_tokens max_completion_tokens stop n user metadata store logprobs top_logprobs "
-    "echo suffix parallel_tool_calls".split()
+    [
+        "stream",
+        "stream_options",
+        "max_tokens",
+        "max_completion_tokens",
+        "stop",
+        "n",
+        "user",
+        "metadata",
+        "store",
+        "logprobs",
+        "top_logprobs",
+        "echo",
+        "suffix",
+        "parallel_tool_calls",
+    ]
 )
 # Fields that pick *how* to sample rather than *what* was asked.
-SAMPLING_FIELDS = frozenset(
-    {"seed", "temperature", "top_p", "presence_penalty", "frequency_penalty", "logit_bias", "best_of"}
-)
+SAMPLING_FIELDS = frozenset({"seed", "temperature", "top_p", "presence_penalty", "frequency_penalty", "logit_bias", "best_of"})
 LATE_FRACTION = 0.6  # fingerprint and drift switches happen after 60% of the visible words
 DRIFT_REFERENCE_WORDS = 50  # seed_drift is the drift chance of an answer this long
 
 _STOP = frozenset(
-    "a an the of to in on for and or but is are was were be me my i you your we our it its this that "
-    "these those with about how why what when where which who whom please can could would should will "
-    "tell write create give make explain describe show story tale short long some any do does did "
-    "sentence sentences answer answers always produce there their as at by from into".split()
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "to",
+        "in",
+        "on",
+        "for",
+        "and",
+        "or",
+        "but",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "me",
+        "my",
+        "i",
+        "you",
+        "your",
+        "we",
+        "our",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "with",
+        "about",
+        "how",
+        "why",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "whom",
+        "please",
+        "can",
+        "could",
+        "would",
+        "should",
+        "will",
+        "tell",
+        "write",
+        "create",
+        "give",
+        "make",
+        "explain",
+        "describe",
+        "show",
+        "story",
+        "tale",
+        "short",
+        "long",
+        "some",
+        "any",
+        "do",
+        "does",
+        "did",
+        "sentence",
+        "sentences",
+        "answer",
+        "answers",
+        "always",
+        "produce",
+        "there",
+        "their",
+        "as",
+        "at",
+        "by",
+        "from",
+        "into",
+    ]
 )
 _VERBS = frozenset(
-    "began begin begins started start starts formed form works work came come happened was is are".split()
+    [
+        "began",
+        "begin",
+        "begins",
+        "started",
+        "start",
+        "starts",
+        "formed",
+        "form",
+        "works",
+        "work",
+        "came",
+        "come",
+        "happened",
+        "was",
+        "is",
+        "are",
+    ]
 )
-_LEADING = frozenset("what's whats who's hey hi so briefly".split())
-_BREAKS = frozenset("in using with for please and that so because".split())
-_NUMBERS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten".split())}
+_LEADING = frozenset(["what's", "whats", "who's", "hey", "hi", "so", "briefly"])
+_BREAKS = frozenset(["in", "using", "with", "for", "please", "and", "that", "so", "because"])
+_NUMBERS = {w: i for i, w in enumerate(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"])}
 
 # --- the word bank ------------------------------------------------------------------
 # A slot is "{name}"; "{T}" is the topic. Slots in _STICKY are chosen once per text.
@@ -453,16 +554,10 @@ class TextRequest:
         )
 
 
-def _candidates(
-    points: Iterable[Point], visible: int, lo: float, hi: float, after: int = -1, taken: Iterable[int] = ()
-) -> list[Point]:
+def _candidates(points: Iterable[Point], visible: int, lo: float, hi: float, after: int = -1, taken: Iterable[int] = ()) -> list[Point]:
     """Choice points where a switch would show: several options, inside [lo, hi) of the visible words."""
     busy = set(taken)  # one switch per point, so "differs from the previous stream" stays exact
-    return [
-        p
-        for p in points
-        if p.options > 1 and p.index > after and p.index not in busy and lo * visible <= p.pos < max(1, hi * visible)
-    ]
+    return [p for p in points if p.options > 1 and p.index > after and p.index not in busy and lo * visible <= p.pos < max(1, hi * visible)]
 
 
 def _visible(text: str, max_words: int | None) -> int:
@@ -481,11 +576,7 @@ def generate(req: TextRequest, *, fingerprint: str, choice_index: int, entropy: 
         late = max(0.0, 1.0 - req.temperature)  # cooler -> the sample leaves the greedy path later
         lo, hi = LATE_FRACTION * late * 0.5, LATE_FRACTION * max(late, 0.25)
         visible = _visible(text, req.max_words)
-        cands = (
-            _candidates(points, visible, lo, hi)
-            or _candidates(points, visible, 0, LATE_FRACTION)
-            or _candidates(points, visible, 0, 1)
-        )
+        cands = _candidates(points, visible, lo, hi) or _candidates(points, visible, 0, LATE_FRACTION) or _candidates(points, visible, 0, 1)
         if cands:
             last = Random(seed).choice(cands).index
             plan.append((last, seed))
@@ -515,7 +606,7 @@ def value_for_schema(schema: Mapping[str, Any], name: str, prompt: str, rng: Ran
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "string")
-    if "enum" in schema and schema["enum"]:
+    if schema.get("enum"):
         mentioned = [v for v in schema["enum"] if isinstance(v, str) and v.lower() in prompt.lower()]
         return mentioned[0] if mentioned else schema["enum"][0]
     if "const" in schema:
@@ -524,10 +615,7 @@ def value_for_schema(schema: Mapping[str, Any], name: str, prompt: str, rng: Ran
         if depth > 4:
             return {}
         props: Mapping[str, Any] = schema.get("properties") or {}
-        return {
-            k: value_for_schema(v if isinstance(v, Mapping) else {}, k, prompt, rng, depth + 1)
-            for k, v in props.items()
-        }
+        return {k: value_for_schema(v if isinstance(v, Mapping) else {}, k, prompt, rng, depth + 1) for k, v in props.items()}
     if kind == "array":
         items = schema.get("items")
         item: Mapping[str, Any] = items if isinstance(items, Mapping) else {}
