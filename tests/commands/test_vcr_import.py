@@ -175,17 +175,17 @@ def test_normalisation_of_the_dialects() -> None:
     assert phoenix.request_headers == {} and phoenix.response_headers == {} and phoenix.status == 401
 
 
-def test_chat_interactions_become_recordings_and_responses_is_skipped(imported: Imported) -> None:
+def test_every_interaction_becomes_a_recording_of_its_family(imported: Imported) -> None:
     report = imported.report
     assert report.errors == []
     assert {path.name: count for path, count in report.files} == EXPECTED_COUNTS
-    assert [s for s, _ in report.skipped] == [f"{RESPONSES_FILE}#1"]
-    assert "/openai/v1/responses" in report.skipped[0][1] and "not a recorded route" in report.skipped[0][1]
-    chat = [s for s in corpus_sources() if not s.startswith(RESPONSES_FILE)]
-    assert sorted(e.source for e in report.imported) == sorted(chat)
-    assert all(e.route == "chat/completions" for e in report.imported)
+    assert report.skipped == []
+    assert sorted(e.source for e in report.imported) == sorted(corpus_sources())
+    routes = {e.source: e.route for e in report.imported}
+    assert routes.pop(f"{RESPONSES_FILE}#1") == "responses"
+    assert set(routes.values()) == {"chat/completions"}
     assert {e.source for e in report.imported if e.stream} == STREAMED
-    assert "26 interaction(s): 25 imported" in report.summary()
+    assert "26 interaction(s): 26 imported" in report.summary()
 
 
 def test_identical_requests_become_episodes_in_order(imported: Imported) -> None:

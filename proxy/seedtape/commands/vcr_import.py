@@ -68,8 +68,9 @@ from seedtape.cassette import (
     write_recording,
 )
 from seedtape.episode import DONE, make_episode
+from seedtape.families import FAMILIES
 from seedtape.key import make_key
-from seedtape.routes import RECORDED_ROUTES, Target, match_route
+from seedtape.routes import Target, match_route
 
 VCR_SUFFIXES = (".yaml", ".yml", ".json")
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-\[\]=+@,]")
@@ -319,9 +320,11 @@ def _convert(interaction: Interaction, *, record_errors: bool = True) -> _Conver
     """The key material and episode of one interaction; raises ``_Skip`` with the reason."""
     parts = urlsplit(interaction.url)
     api_version = (parse_qs(parts.query).get("api-version") or [""])[0]
-    target = match_route(interaction.method, parts.path, api_version)
-    if target is None:
-        raise _Skip(f"{interaction.method} {parts.path} is not a recorded route ({', '.join(RECORDED_ROUTES)})")
+    match = match_route(interaction.method, parts.path, api_version)
+    if match is None:
+        routes = sorted({ep.route for family in FAMILIES for ep in family.endpoints})
+        raise _Skip(f"{interaction.method} {parts.path} is not a recorded route ({', '.join(routes)})")
+    target = match.target
     if not 200 <= interaction.status < 300 and not record_errors:
         raise _Skip(f"error response (HTTP {interaction.status}); errors are imported only with record_errors")
     try:

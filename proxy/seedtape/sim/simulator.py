@@ -313,7 +313,8 @@ class Simulator:
     # --- the API ------------------------------------------------------------------------
 
     async def _dispatch(self, request: Request) -> Response:
-        target = match_route(request.method, request.url.path, request.query_params.get("api-version", ""))
+        found = match_route(request.method, request.url.path, request.query_params.get("api-version", ""))
+        target = found.target if found is not None else None
         if target is None:
             return error_response(
                 404,
