@@ -17,8 +17,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parent.parent
 ROOTS = {REPO / "proxy" / "seedtape": "seedtape", REPO / "client_shim": "client_shim"}
 
@@ -217,25 +215,9 @@ def test_cycle_finder_reports_a_package_importing_its_own_submodule() -> None:
     assert strongly_connected(["p", "p.a", "p.b", "q", "q.a"], graph) == [["p", "p.a"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known circle seedtape -> seedtape.app -> seedtape: app.py:23 `from seedtape import __version__` "
-    "against seedtape/__init__.py's TYPE_CHECKING imports of seedtape.app and seedtape.client.inprocess "
-    "(which imports seedtape.app); remove this mark once the code is fixed",
-)
 def test_no_import_cycle() -> None:
     cycles = import_cycles()
     assert not cycles, "import circles (strongly connected components):\n" + describe(cycles)
-
-
-# The one circle today's code has (see the xfail above). Delete this and the test below
-# once test_no_import_cycle passes; until then, no other circle may appear.
-KNOWN_CYCLE = ["seedtape", "seedtape.app", "seedtape.client.inprocess"]
-
-
-def test_no_import_cycle_besides_the_known_one() -> None:
-    others = [(members, inside) for members, inside in import_cycles() if members != KNOWN_CYCLE]
-    assert not others, "new import circles:\n" + describe(others)
 
 
 def test_request_path_imports_no_simulator_report_command_or_client() -> None:

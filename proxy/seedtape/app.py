@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from seedtape import __version__
+from seedtape._version import __version__
 from seedtape.cassette import remove_stale_temp_files
 from seedtape.config import Settings
 from seedtape.engine import Engine

@@ -54,8 +54,9 @@ class Rig:
     def exchange(self, mode: str, **params: Any) -> Exchange:
         """A chat-completions request as the app reads it: route and key (occurrence: ``send``)."""
         body = {"model": "gpt-4", "messages": PANDA, "temperature": 0.1, **params}
-        target = match_route("POST", PATH, API_VERSION)
-        assert target is not None
+        match = match_route("POST", PATH, API_VERSION)
+        assert match is not None
+        target = match.target
         return Exchange(
             target=target,
             path=PATH,
@@ -67,6 +68,9 @@ class Rig:
             cassette=self.settings.cassette,
             session=self.session,
             key=make_key(target, body, self.settings.ignore_fields),
+            family=match.family,
+            endpoint=match.endpoint,
+            stream=body.get("stream") is True,
             offline=MODES[mode].offline,
         )
 
