@@ -560,7 +560,7 @@ def compare(
 def _kind(family: Family, response: Mapping[str, Any]) -> str:
     """``parts`` for families that name what to compare; else the shape decides (chat,
     completion, embedding, or whole-JSON ``other`` for an error body)."""
-    if family.drift_kind == "parts" and "error" not in response:
+    if family.drift_kind == "parts" and not response.get("error"):
         return "parts"
     return response_kind(response)
 
