@@ -2,7 +2,7 @@
 
 The upstream here is a tiny fake served by uvicorn on 127.0.0.1 in a thread: seeded
 requests get the same story, unseeded ones a random one, like the seed documents show.
-It stands in for ``seedtape.simulator.create_simulator()`` (being built in parallel);
+It stands in for the simulator (``seedtape.sim.create_simulator()``);
 switching is a matter of changing the ``upstream`` fixture's app.
 """
 

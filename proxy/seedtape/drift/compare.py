@@ -1,6 +1,6 @@
 """Drift: how a live response differs from the recorded episode of the same request.
 
-This is what verify mode exists for (DESIGN.md "Drift (verify)"). ``seed`` makes
+This is what verify mode exists for (docs/design.md, "Drift (verify)"). ``seed`` makes
 sampling reproducible only "almost always", and ``system_fingerprint`` names the
 backend configuration, so a verified request is described by three independent flags
 and one class:
