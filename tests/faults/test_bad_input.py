@@ -373,6 +373,7 @@ def check_answer(response: httpx.Response) -> None:
         assert isinstance(error["message"], str) and isinstance(error["type"], str)
 
 
+@pytest.mark.slow  # hundreds of generated requests
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(method=methods, path=paths, body=bodies, extra=headers)
 def test_property_generated_requests_never_get_a_500_or_a_traceback(
@@ -383,6 +384,7 @@ def test_property_generated_requests_never_get_a_500_or_a_traceback(
     check_answer(response)
 
 
+@pytest.mark.slow  # hundreds of generated requests
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(body=chat_like | accepted_chat, mode=st.sampled_from(MODES), stream=st.booleans())
 def test_property_any_chat_shaped_body_round_trips_or_is_refused_cleanly(
