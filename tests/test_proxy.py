@@ -170,30 +170,14 @@ def test_bad_per_request_headers_are_clear_400s(proxy: RunningProxy, header: str
     assert not (proxy.settings.cassettes_dir.parent / "escape").exists()
 
 
-def test_seedtape_headers_are_stripped_and_credentials_forwarded(tmp_path: Path) -> None:
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse
-    from starlette.routing import Route
-
-    from seedtape.app import create_app
-    from seedtape.config import Settings
-    from seedtape.serving import serve_in_thread
-
-    seen: list[dict[str, str]] = []
-
-    async def echo(request: Request) -> JSONResponse:
-        seen.append(dict(request.headers))
-        return JSONResponse({"id": "x", "object": "chat.completion", "created": 1, "model": "m", "choices": []})
-
-    upstream = Starlette(routes=[Route("/v1/chat/completions", echo, methods=["POST"])])
-    with (
-        serve_in_thread(upstream) as up,
-        serve_in_thread(create_app(Settings(upstream=up, cassettes_dir=tmp_path / "c", cache_dir=tmp_path / "i"))) as url,
-    ):
-        client = openai_client(url, api_key=OPENAI_KEY, cassette="c1", mode="record", session="s1")
-        client.chat.completions.create(model="m", messages=PANDA, seed=3)
-    [headers] = seen
+def test_seedtape_headers_are_stripped_and_credentials_forwarded(
+    proxy_factory: Callable[..., RunningProxy], sim: Any, tmp_path: Path
+) -> None:
+    sim.config.keep_requests = True
+    proxy = proxy_factory()
+    client = openai_client(proxy.url, api_key=OPENAI_KEY, cassette="c1", mode="record", session="s1")
+    client.chat.completions.create(model="m", messages=PANDA, seed=3)
+    [headers] = [request.headers for request in sim.received]
     assert not [h for h in headers if h.startswith("x-seedtape")]
     assert headers["authorization"] == f"Bearer {OPENAI_KEY}"
     assert scan_for_secrets(tmp_path) == []

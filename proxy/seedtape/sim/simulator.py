@@ -11,6 +11,11 @@ Shapes: the two ``/openai/...`` routes answer like Azure (``prompt_filter_result
 OpenAI. Text does not depend on ``stream``, ``stop`` or ``n``: a streamed and
 a non-streamed request with the same seed give the same text (their cache keys still
 differ, because ``stream`` is in the body).
+
+Two options serve the proxy's own tests, off by default: ``echo`` answers with the
+prompt (so a test can follow a value through recording, redaction and replay) and
+``keep_requests`` keeps each request as received, in memory, to check what the proxy
+forwarded (:class:`Received`).
 """
 
 from __future__ import annotations
@@ -68,6 +73,29 @@ class SimConfig:
     stream_delay_ms: float = 0.0  # sleep between streamed chunks
     first_byte_delay_ms: float = 0.0  # sleep before the status line and headers
     omit_fingerprint: bool = False  # newer models omit system_fingerprint
+    # For tests of the proxy (both off by default, and then nothing above changes):
+    echo: bool = False  # answer with the prompt (the last user message) instead of a generated text
+    keep_requests: bool = False  # keep every API request in memory as received (Simulator.received)
+
+
+KEPT_REQUESTS = 10_000  # keep_requests holds at most this many, the oldest dropped first
+
+
+@dataclass(frozen=True)
+class Received:
+    """One API request as the simulator got it, kept when ``SimConfig.keep_requests`` is on.
+
+    For a test to check what the proxy sent upstream: the path, the body, and every
+    header as sent, credentials included (a test checks that the caller's key is forwarded
+    and seedtape's own headers are not). Held in memory only: never written, logged,
+    or shown by an admin route; :meth:`Simulator.reset` forgets it.
+    """
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: Any  # the parsed JSON body; None when it is empty or not JSON
 
 
 class SimulatedReset(ConnectionResetError):
@@ -189,13 +217,19 @@ def _pieces(text: str) -> list[str]:
 
 
 class Simulator:
-    """The simulated service: a config, call counters, a fault queue and the ASGI app."""
+    """The simulated service: a config, call counters, a fault queue and the ASGI app.
+
+    What a test may inspect: ``calls`` and ``calls_by_route`` (API requests, refused ones
+    included), ``requests`` (the last 100, credential values redacted), and with
+    ``SimConfig.keep_requests`` on, ``received`` (every request as sent, see :class:`Received`).
+    """
 
     def __init__(self, config: SimConfig | None = None, entropy_seed: int | None = None) -> None:
         self.config = config or SimConfig()
         self.calls = 0
         self.calls_by_route: Counter[str] = Counter()
         self.requests: deque[dict[str, Any]] = deque(maxlen=100)  # credentials redacted
+        self.received: list[Received] = []  # only with config.keep_requests; credentials as sent, memory only
         self._faults: deque[dict[str, Any]] = deque()
         self.responses = apis.StoredResponses()  # for retrieve, input_items, delete, cancel
         self._lock = threading.Lock()  # tests poke the simulator from another thread than uvicorn's
@@ -229,12 +263,13 @@ class Simulator:
             self._faults.append(normalized)
 
     def reset(self) -> None:
-        """Forget faults, counters and the request log (a session-scoped server between tests)."""
+        """Forget faults, counters and the request logs (a session-scoped server between tests)."""
         with self._lock:
             self._faults.clear()
             self.calls = 0
             self.calls_by_route.clear()
             self.requests.clear()
+            self.received.clear()
 
     def state(self) -> dict[str, Any]:
         with self._lock:
@@ -310,7 +345,22 @@ class Simulator:
         self.reset()
         return JSONResponse(self.state())
 
+    async def _keep(self, request: Request) -> None:
+        """Remember the request as received when ``keep_requests`` is on (see :class:`Received`)."""
+        if not self.config.keep_requests:
+            return
+        raw = await request.body()  # Starlette keeps it: the handler reads the same bytes again
+        try:
+            body = json.loads(raw) if raw.strip() else None
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        kept = Received(request.method, request.url.path, str(request.query_params), dict(request.headers), body)
+        with self._lock:
+            self.received.append(kept)
+            del self.received[:-KEPT_REQUESTS]
+
     async def _models(self, request: Request) -> Response:
+        await self._keep(request)
         if not _has_credential(request):
             return error_response(401, AZURE_401, "invalid_request_error", "401")
         created = 1715367049
@@ -320,6 +370,7 @@ class Simulator:
     # --- the API ------------------------------------------------------------------------
 
     async def _dispatch(self, request: Request) -> Response:
+        await self._keep(request)
         found = match_route(request.method, request.url.path, request.query_params.get("api-version", ""))
         target = found.target if found is not None else None
         if target is None:
@@ -434,6 +485,8 @@ class Simulator:
         return _apply_body_fault(answer, headers, fault)
 
     def _sample(self, body: Mapping[str, Any], messages: list[dict[str, Any]], max_words: int | None, index: int) -> str:
+        if self.config.echo:
+            return sim_text.last_user_text(messages)
         req = sim_text.TextRequest.from_body(body, messages, max_words)
         return sim_text.generate(
             req,
