@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import email.policy
+import hashlib
 import inspect
 import json
 import re
@@ -23,10 +24,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import brotli
 import httpx
 import httpx2
 import openai
 import pytest
+import yaml
 from httpx_sse import EventSource
 from openai._legacy_response import HttpxBinaryResponseContent
 from starlette.applications import Starlette
@@ -742,3 +745,335 @@ def test_embeddings_import_and_unusable_interactions_are_skipped_with_reasons(tm
     assert read_recording(path).episodes[0]["body"]["data"][0]["embedding"] == [0.5, -1.0]
     assert "sk-secret-embeddings" not in text and "a=1" not in text
     assert load_interactions(source)[0].response_headers["set-cookie"] == "a=1, b=2"
+
+
+# --------------------------------------------------------------------------- 4. every family, URL forms, encodings
+
+
+def _exchange(
+    uri: str,
+    request_body: str | bytes | None,
+    response_body: str | bytes,
+    *,
+    method: str = "POST",
+    status: int = 200,
+    request_headers: dict[str, str] | None = None,
+    response_headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """One vcrpy interaction (header values as lists, as vcrpy writes them)."""
+    return {
+        "request": {
+            "body": request_body,
+            "headers": {k: [v] for k, v in (request_headers or {}).items()},
+            "method": method,
+            "uri": uri,
+        },
+        "response": {
+            "body": {"string": response_body},
+            "headers": {k: [v] for k, v in (response_headers or {"Content-Type": "application/json"}).items()},
+            "status": {"code": status, "message": "OK"},
+        },
+    }
+
+
+def _cassette(path: Path, *interactions: dict[str, Any]) -> Path:
+    """A vcrpy file written with PyYAML: bytes become ``!!binary``, as vcrpy writes them."""
+    path.write_text(yaml.safe_dump({"interactions": list(interactions), "version": 1}), encoding="utf-8")
+    return path
+
+
+CHAT_ANSWER = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m", "choices": []}
+
+
+@pytest.mark.parametrize(
+    ("uri", "body", "target", "keyed_body"),
+    [
+        # a base path before a known API path: keyed from /v1/ on
+        ("https://gateway.test/test/v1/chat/completions", {"model": "m"}, Target("openai", "chat/completions"), {"model": "m"}),
+        ("https://openrouter.ai/api/v1/chat/completions", {"model": "m"}, Target("openai", "chat/completions"), {"model": "m"}),
+        # ... and from /openai/ on (an API gateway in front of Azure)
+        (
+            "https://gateway.test/team-a/openai/deployments/gpt4/chat/completions?api-version=2024-02-01",
+            {},
+            Target("azure", "chat/completions", "gpt4", "2024-02-01"),
+            {},
+        ),
+        # pre-1.0 engines: the engine is the model, unless the body names one
+        (
+            "https://api.openai.com/v1/engines/davinci/completions",
+            {"prompt": "p"},
+            Target("openai", "completions"),
+            {"prompt": "p", "model": "davinci"},
+        ),
+        (
+            "https://api.openai.com/v1/engines/davinci/completions",
+            {"prompt": "p", "model": "x"},
+            Target("openai", "completions"),
+            {"prompt": "p", "model": "x"},
+        ),
+        ("https://b.test/base/v1/engines/ada/embeddings", {"input": "i"}, Target("openai", "embeddings"), {"input": "i", "model": "ada"}),
+        # Azure URLs with a doubled slash, in every Azure shape
+        (
+            "https://r.openai.azure.com//openai/deployments/d//chat/completions?api-version=v",
+            {},
+            Target("azure", "chat/completions", "d", "v"),
+            {},
+        ),
+        ("https://r.openai.azure.com//openai/v1/responses", {"model": "d"}, Target("azure-v1", "responses"), {"model": "d"}),
+        (
+            "https://r.openai.azure.com//openai/responses?api-version=v",
+            {"model": "d"},
+            Target("azure", "responses", "", "v"),
+            {"model": "d"},
+        ),
+    ],
+)
+def test_url_forms_seen_in_the_wild(tmp_path: Path, uri: str, body: dict[str, Any], target: Target, keyed_body: dict[str, Any]) -> None:
+    source = _cassette(tmp_path / "forms.yaml", _exchange(uri, json.dumps(body), json.dumps(CHAT_ANSWER)))
+    report = import_paths([source], tmp_path / "cassettes")
+    assert report.skipped == [] and report.errors == []
+    (entry,) = report.imported
+    assert entry.key == make_key(target, keyed_body)
+    (path,) = report.written
+    assert read_recording(path).request == {**target.as_dict(), "body": keyed_body}
+
+
+def test_unknown_paths_after_a_base_path_are_still_skipped(tmp_path: Path) -> None:
+    source = _cassette(
+        tmp_path / "other.yaml",
+        _exchange("https://x.test/api/v1/files", "{}", "{}"),
+        _exchange("https://x.test/api/v1/engines/davinci/fine-tunes", "{}", "{}"),
+    )
+    report = import_paths([source], tmp_path / "cassettes")
+    assert report.imported == []
+    assert [reason.split(" is not")[0] for _, reason in report.skipped] == ["POST /api/v1/files", "POST /api/v1/engines/davinci/fine-tunes"]
+
+
+def test_brotli_bodies_are_decoded(tmp_path: Path) -> None:
+    """No public brotli cassette was found: these bodies are compressed here."""
+    answer = json.dumps({**CHAT_ANSWER, "choices": [{"index": 0, "message": {"role": "assistant", "content": "brotli " * 50}}]})
+    compressed = brotli.compress(answer.encode())
+    assert len(compressed) < len(answer) // 4
+    events = [
+        {"type": "response.created", "sequence_number": 0, "response": {"id": "resp_1", "object": "response", "status": "in_progress"}},
+        {"type": "response.completed", "sequence_number": 1, "response": {"id": "resp_1", "object": "response", "status": "completed"}},
+    ]
+    stream = "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events)
+    br = {"Content-Type": "application/json", "Content-Encoding": "br"}
+    source = _cassette(
+        tmp_path / "br.yaml",
+        _exchange("https://api.openai.com/v1/chat/completions", '{"model": "m", "seed": 1}', compressed, response_headers=br),
+        _exchange(
+            "https://api.openai.com/v1/responses",
+            '{"model": "m", "input": "hi", "stream": true}',
+            brotli.compress(stream.encode()),
+            response_headers={"Content-Type": "text/event-stream; charset=utf-8", "Content-Encoding": "br"},
+        ),
+        # a recorder that decoded the body but kept the header
+        _exchange("https://api.openai.com/v1/chat/completions", '{"model": "m", "seed": 2}', answer, response_headers=br),
+    )
+    assert "!!binary" in source.read_text()
+    interactions = load_interactions(source)
+    assert [i.response_body for i in interactions] == [answer.encode(), stream.encode(), answer.encode()]
+    assert all("content-encoding" not in i.response_headers for i in interactions)
+    report = import_paths([source], tmp_path / "cassettes")
+    assert report.skipped == [] and report.errors == []
+    episodes = [read_recording(tmp_path / "cassettes" / "br" / file_name(e.key)).episodes[0] for e in report.imported]
+    assert episodes[0]["body"] == episodes[2]["body"] == json.loads(answer)
+    assert [e["data"] for e in episodes[1]["events"]] == events
+    assert all("content-encoding" not in e["headers"] for e in episodes)
+
+
+def test_a_br_header_on_bytes_that_are_not_brotli_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    source = _cassette(
+        tmp_path / "bad_br.yaml",
+        _exchange("https://api.openai.com/v1/chat/completions", "{}", b"\xff\xfe\x00garbage", response_headers={"Content-Encoding": "br"}),
+    )
+    report = import_paths([source], tmp_path / "cassettes")
+    ((path, message),) = report.errors
+    assert path == source and str(source) in message and "interaction 1" in message and "br" in message
+
+
+def _responses_stream(*types: str) -> str:
+    events = [{"type": kind, "sequence_number": n, "response": {"id": "resp_1", "object": "response"}} for n, kind in enumerate(types)]
+    return "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events)
+
+
+def test_responses_streams_are_complete_by_their_family_not_by_done(tmp_path: Path) -> None:
+    sse = {"Content-Type": "text/event-stream"}
+    ask = '{"model": "m", "input": "hi", "stream": true}'
+    uri = "https://api.openai.com/v1/responses"
+    source = _cassette(
+        tmp_path / "streams.yaml",
+        _exchange(uri, ask, _responses_stream("response.created", "response.completed"), response_headers=sse),
+        _exchange(uri, ask, _responses_stream("response.created", "response.incomplete"), response_headers=sse),
+        _exchange(uri, ask, _responses_stream("response.created", "response.output_text.delta"), response_headers=sse),
+        _exchange(uri, ask, _responses_stream("response.created", "response.failed"), response_headers=sse),
+        # a scrubbed content-type: a stream by its first line, ``event:``
+        _exchange(uri, ask, _responses_stream("response.created", "response.completed"), response_headers={}),
+    )
+    report = import_paths([source], tmp_path / "cassettes")
+    assert [(e.source, e.episode, e.stream) for e in report.imported] == [
+        ("streams.yaml#1", 1, True),
+        ("streams.yaml#2", 2, True),
+        ("streams.yaml#5", 3, True),
+    ]
+    reasons = dict(report.skipped)
+    assert "does not reach the responses completion event" in reasons["streams.yaml#3"]
+    assert "error event" in reasons["streams.yaml#4"]
+
+
+def _form_body(fields: dict[str, str], audio: bytes) -> tuple[bytes, str]:
+    request = httpx.Request("POST", "https://x.test", data=fields, files={"file": ("a.wav", audio, "audio/wav")})
+    return request.read(), request.headers["content-type"]
+
+
+def test_text_answers_stay_text_and_a_scrubbed_multipart_header_is_rebuilt(tmp_path: Path) -> None:
+    body, content_type = _form_body({"model": "whisper-1", "response_format": "text"}, b"RIFF....WAVE")
+    uri = "https://api.openai.com/v1/audio/translations"
+    source = _cassette(
+        tmp_path / "audio.yaml",
+        # a transcript that happens to be JSON: still the text the client got
+        _exchange(uri, body, "42\n", request_headers={"Content-Type": content_type}, response_headers={"Content-Type": "text/plain"}),
+        # the content-type header scrubbed away: the boundary is read from the body
+        _exchange(uri, body, '{"text": "42"}'),
+    )
+    report = import_paths([source], tmp_path / "cassettes")
+    assert report.skipped == [] and report.errors == []
+    first, second = report.imported
+    assert first.key == second.key == make_key(Target("openai", "audio/translations"), read_form(body, content_type)[1])
+    (path,) = report.written
+    episodes = read_recording(path).episodes
+    assert episodes[0]["body_text"] == "42\n" and "body" not in episodes[0]
+    assert episodes[1]["body"] == {"text": "42"}
+
+
+def _sse(*events: dict[str, Any]) -> str:
+    """Events framed as the API frames them: an ``event:`` line, compact JSON."""
+    return "".join(f"event: {e['type']}\ndata: {json.dumps(e, separators=(',', ':'))}\n\n" for e in events)
+
+
+SSE = {"Content-Type": "text/event-stream; charset=utf-8"}
+RESPONSE = {"id": "resp_1", "object": "response", "created_at": 1, "status": "completed", "model": "gpt-4o", "output": []}
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+
+
+def every_family_cassette(path: Path) -> Path:
+    """One recorded exchange for each family and endpoint the public corpus lacks, in
+    the shapes the API answers with (speech: audio bytes; streams: named events)."""
+    audio = b"ID3\x04\x00\x00\x00\x00\x00\x00\xff\xfb\x90\x00" + bytes(range(256))
+    translation_form, translation_type = _form_body({"model": "whisper-1"}, audio)
+    stream_form, stream_type = _form_body({"model": "gpt-4o-transcribe", "stream": "true"}, audio)
+    edit = httpx.Request(
+        "POST",
+        "https://x.test",
+        data={"prompt": "a hat", "model": "gpt-image-1"},
+        files={"image": ("in.png", base64.b64decode(PNG), "image/png")},
+    )
+    v1 = "https://api.openai.com/v1"
+    return _cassette(
+        path,
+        _exchange(
+            f"{v1}/moderations",
+            '{"input": "hello", "model": "omni-moderation-latest"}',
+            json.dumps(
+                {
+                    "id": "modr-1",
+                    "model": "omni-moderation-latest",
+                    "results": [{"flagged": False, "categories": {"hate": False}, "category_scores": {"hate": 0.001}}],
+                }
+            ),
+        ),
+        _exchange(
+            f"{v1}/audio/speech",
+            '{"input": "hello", "model": "tts-1", "voice": "alloy"}',
+            audio,
+            response_headers={"Content-Type": "audio/mpeg"},
+        ),
+        _exchange(
+            f"{v1}/audio/speech",
+            '{"input": "hello", "model": "gpt-4o-mini-tts", "voice": "alloy", "stream_format": "sse"}',
+            _sse(
+                {"type": "speech.audio.delta", "audio": base64.b64encode(audio).decode()},
+                {"type": "speech.audio.done", "usage": {"input_tokens": 1, "output_tokens": 2, "total_tokens": 3}},
+            ),
+            response_headers=SSE,
+        ),
+        _exchange(f"{v1}/audio/translations", translation_form, '{"text": "Hello."}', request_headers={"Content-Type": translation_type}),
+        _exchange(
+            f"{v1}/audio/transcriptions",
+            stream_form,
+            _sse(
+                {"type": "transcript.text.delta", "delta": "Hel"},
+                {"type": "transcript.text.delta", "delta": "lo."},
+                {"type": "transcript.text.done", "text": "Hello."},
+            ),
+            request_headers={"Content-Type": stream_type},
+            response_headers=SSE,
+        ),
+        _exchange(
+            f"{v1}/images/edits",
+            edit.read(),
+            json.dumps({"created": 1, "data": [{"b64_json": PNG}]}),
+            request_headers={"Content-Type": edit.headers["content-type"]},
+        ),
+        _exchange(f"{v1}/responses/resp_1/cancel", "", json.dumps({**RESPONSE, "status": "cancelled"})),
+        _exchange(
+            f"{v1}/responses/resp_1/input_items?limit=2",
+            None,
+            json.dumps(
+                {
+                    "object": "list",
+                    "data": [{"id": "msg_1", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}],
+                    "first_id": "msg_1",
+                    "last_id": "msg_1",
+                    "has_more": False,
+                }
+            ),
+            method="GET",
+        ),
+        _exchange(
+            f"{v1}/responses/resp_1", None, json.dumps({"id": "resp_1", "object": "response.deleted", "deleted": True}), method="DELETE"
+        ),
+    )
+
+
+EVERY_FAMILY_ROUTES = [
+    ("moderations", "body"),
+    ("audio/speech", "body_base64"),
+    ("audio/speech", "events"),
+    ("audio/translations", "body"),
+    ("audio/transcriptions", "events"),
+    ("images/edits", "body"),
+    ("responses/{id}/cancel", "body"),
+    ("responses/{id}/input_items", "body"),
+    ("responses/{id}", "body"),
+]
+
+
+def test_every_family_imports(tmp_path: Path) -> None:
+    source = every_family_cassette(tmp_path / "families.yaml")
+    report = import_paths([source], tmp_path / "cassettes")
+    assert report.skipped == [] and report.errors == []
+    kinds = []
+    for entry in report.imported:
+        recording = read_recording(tmp_path / "cassettes" / entry.cassette / file_name(entry.key))
+        episode = recording.episodes[entry.episode - 1]
+        kinds.append((entry.route, next(k for k in ("body", "body_text", "body_base64", "events") if k in episode)))
+    assert kinds == EVERY_FAMILY_ROUTES
+    speech = read_recording(tmp_path / "cassettes" / "families" / file_name(report.imported[1].key)).episodes[0]
+    audio = load_interactions(source)[1].response_body
+    assert (speech["body_sha256"], speech["body_size"], speech["headers"]["content-type"]) == (
+        hashlib.sha256(audio).hexdigest(),
+        len(audio),
+        "audio/mpeg",
+    )
+    edit = read_recording(tmp_path / "cassettes" / "families" / file_name(report.imported[5].key)).request["body"]
+    assert edit["image"] == {
+        "filename": "in.png",
+        "content_type": "image/png",
+        "size": 70,
+        "sha256": hashlib.sha256(base64.b64decode(PNG)).hexdigest(),
+    }
+    deleted = read_recording(tmp_path / "cassettes" / "families" / file_name(report.imported[8].key)).request["body"]
+    assert deleted == {"method": "DELETE", "path": "responses/resp_1", "query": {}}

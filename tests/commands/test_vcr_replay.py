@@ -12,6 +12,7 @@ miss would show the form is keyed differently from the proxy) and ``images.gener
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,12 +24,15 @@ from seedtape.commands.vcr_import import import_paths
 from seedtape.config import Settings
 from tests.commands.test_vcr_import import (
     CORPUS,
+    EVERY_FAMILY_ROUTES,
     Imported,
     _create_kwargs,
     _original_bytes,
     _sdk_method,
     _sdk_parse,
     corpus_sources,
+    every_family_cassette,
+    load_interactions,
     original,
     sdk_request,
     sdk_result,
@@ -102,6 +106,30 @@ async def test_imported_corpus_replays_through_the_proxy(imported: Imported, sou
     from_original = await _sdk_parse("httpx", _original_bytes(interaction), original_request, route, interaction.method)
     from_proxy = await _through_proxy(imported, source, request, interaction.method)
     assert from_proxy == from_original
+
+
+@pytest.fixture(scope="module")
+def every_family(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Imported]:
+    folder = tmp_path_factory.mktemp("families")
+    source = every_family_cassette(folder / "families.yaml")
+    return source, Imported(import_paths([source], folder / "cassettes"), folder / "cassettes")
+
+
+@pytest.mark.anyio
+@pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")  # the SDK marks audio.translations deprecated
+@pytest.mark.parametrize("number", range(1, len(EVERY_FAMILY_ROUTES) + 1))
+async def test_every_family_replays_through_the_proxy(every_family: tuple[Path, Imported], number: int) -> None:
+    """The families the public corpus lacks (moderations, speech as bytes and as events,
+    translations, a transcription stream, image edits, cancel / input_items / delete)."""
+    path, imported = every_family
+    interaction = load_interactions(path)[number - 1]
+    source = f"{path.name}#{number}"
+    route = imported.entry(source).route
+    request = sdk_request(interaction, route)
+    from_original = await _sdk_parse("httpx", _original_bytes(interaction), request, route, interaction.method)
+    from_proxy = await _through_proxy(imported, source, request, interaction.method)
+    assert from_proxy == from_original
+    assert from_original[0] != "error"
 
 
 @pytest.mark.anyio
