@@ -95,17 +95,18 @@ async def forward(
 def _stored_answer(family: Family, response: httpx.Response, content: bytes, ok: bool) -> dict[str, Any] | None:
     """The answer as ``make_episode`` takes it (body, text or binary), or None when it
     is none of the kinds the family answers with."""
+    content_type = response.headers.get("content-type", "")
+    if ok and "text" in family.answers and content_type.startswith("text/"):
+        # Before JSON: a plain-text transcript that happens to parse ("42\n") is text.
+        try:
+            return {"text": content.decode("utf-8")}
+        except UnicodeDecodeError:
+            return None
     body = _json_or_none(content)
     if body is not None:
         return {"body": body}
     if not ok:
         return None
-    content_type = response.headers.get("content-type", "")
-    if "text" in family.answers and content_type.startswith("text/"):
-        try:
-            return {"text": content.decode("utf-8")}
-        except UnicodeDecodeError:
-            return None
     if "binary" in family.answers:
         return {"binary": content}
     return None

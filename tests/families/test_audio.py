@@ -138,3 +138,16 @@ def test_verify_compares_the_transcript_text(proxy_factory: Callable[..., Runnin
     assert checked.headers["x-seedtape-drift"] == "none"
     entry = json.loads((recorder.settings.cache_dir / "drift.jsonl").read_text().splitlines()[-1])
     assert entry["kind"] == "parts" and entry["request"]["route"] == "audio/transcriptions"
+
+
+def test_a_text_transcript_that_parses_as_json_stays_text() -> None:
+    """ "42\n" from response_format=text is a transcript, not the number 42."""
+    import httpx
+
+    from seedtape.families import family_of
+    from seedtape.recorder import _stored_answer
+
+    answer = httpx.Response(200, headers={"content-type": "text/plain; charset=utf-8"}, content=b"42\n")
+    assert _stored_answer(family_of("audio/transcriptions"), answer, b"42\n", ok=True) == {"text": "42\n"}
+    as_json = httpx.Response(200, headers={"content-type": "application/json"}, content=b'{"text": "42"}')
+    assert _stored_answer(family_of("audio/transcriptions"), as_json, b'{"text": "42"}', ok=True) == {"body": {"text": "42"}}
