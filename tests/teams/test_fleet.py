@@ -111,7 +111,7 @@ def test_three_proxies_share_recordings_single_flight_and_episode_numbers(
 @pytest.mark.slow
 def test_redis_killed_under_a_running_fleet_then_restarted(tmp_path: Path, redis_server: RedisServer, sim: Any, sim_url: str) -> None:
     with fleet(tmp_path, redis_server.url, sim_url) as proxies:
-        a, b, c = proxies
+        a, _, c = proxies
         for i in range(6):
             post(proxies[i % 3], seeded(i))  # six keys, each in one proxy's folder and in the store
         assert sim.calls == 6
