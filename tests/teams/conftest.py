@@ -29,8 +29,11 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def team_proxy(proxy_factory: Callable[..., RunningProxy], redis_server: RedisServer, tmp_path: Path) -> Callable[..., RunningProxy]:
-    """A proxy (in-process uvicorn) on the shared store, with a cassette folder of its own."""
+def team_proxy(redis_server: RedisServer, proxy_factory: Callable[..., RunningProxy], tmp_path: Path) -> Callable[..., RunningProxy]:
+    """A proxy (in-process uvicorn) on the shared store, with a cassette folder of its own.
+
+    Redis is set up first so it is stopped last, after the proxies' final flush.
+    """
     count = 0
 
     def start(**options: Any) -> RunningProxy:
