@@ -37,16 +37,15 @@ def masked(url: str) -> str:
     """The URL with its password replaced by ``***`` (and nothing else changed)."""
     try:
         parts = urlsplit(url)
-        password = parts.password
+        if not parts.password:
+            return url
+        port = f":{parts.port}" if parts.port else ""
     except ValueError:
         return "<unparsable store URL>"
-    if not password:
-        return url
     user = parts.username or ""
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
     return urlunsplit((parts.scheme, f"{user}:***@{host}{port}", parts.path, parts.query, parts.fragment))
 
 
