@@ -84,3 +84,10 @@ def test_serve_takes_the_store_options_and_prints_the_url_masked(monkeypatch: py
         main, ["serve", "--upstream", "sim"], env={"SEEDTAPE_STORE": "redis://127.0.0.1:6391/0", "SEEDTAPE_NAMESPACE": "env-ns"}
     )
     assert from_env.exit_code == 0 and calls[-1]["store"] == "redis://127.0.0.1:6391/0" and calls[-1]["namespace"] == "env-ns"
+
+
+def test_the_in_process_proxy_refuses_a_store_clearly() -> None:
+    from seedtape.client.inprocess import InProcessProxy
+
+    with pytest.raises(ValueError, match="seedtape serve"):
+        InProcessProxy(store="redis://127.0.0.1:6379/0")
