@@ -3,6 +3,7 @@ the simulator upstream, a real redis-server)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -133,3 +134,40 @@ def test_fleet_stats_add_up_every_proxy(team_proxy: Callable[..., RunningProxy])
 def test_fleet_stats_without_a_store_is_a_clear_error(proxy: RunningProxy) -> None:
     response = httpx.get(proxy.url + "/_seedtape/stats?scope=fleet")
     assert response.status_code == 400 and "--store" in response.json()["error"]["message"]
+
+
+def test_a_stream_recorded_on_one_proxy_replays_event_for_event_on_another(team_proxy: Callable[..., RunningProxy], sim: Any) -> None:
+    a, b = team_proxy(), team_proxy()
+    first = chat(a, seeded(stream=True))
+    second = chat(b, seeded(stream=True))
+    assert (first.headers["x-seedtape-cache"], second.headers["x-seedtape-cache"]) == ("recorded", "hit") and sim.calls == 1
+
+    def events(response: httpx.Response) -> list[Any]:
+        return [json.loads(e[6:]) if e != "data: [DONE]" else e for e in response.text.split("\n\n") if e]
+
+    assert events(second)[-1] == "data: [DONE]" and len(events(second)) > 3
+    assert events(first) == events(second), "the same events, in order"
+
+
+def test_store_ttl_expires_unused_recordings_and_a_hit_restarts_the_clock(
+    team_proxy: Callable[..., RunningProxy], redis_server: RedisServer
+) -> None:
+    a, b = team_proxy(store_ttl_days=2), team_proxy(store_ttl_days=2)
+    chat(a, seeded())
+    client = redis_server.client()
+    [name] = client.keys("seedtape:default:rec:*")
+    assert 2 * 86400 - 60 < client.ttl(name) <= 2 * 86400
+    client.expire(name, 100)
+    assert chat(b, seeded()).headers["x-seedtape-cache"] == "hit"
+    assert client.ttl(name) > 2 * 86400 - 60, "read: the expiry starts again"
+
+
+def test_verify_update_rerecords_through_the_store(team_proxy: Callable[..., RunningProxy], sim: Any) -> None:
+    a, b = team_proxy(), team_proxy(update=True, mode="verify")
+    original = chat(a, seeded())
+    sim.update_config({"seed_drift": 1.0})
+    updated = chat(b, seeded())
+    assert (updated.headers["x-seedtape-drift"], updated.headers["x-seedtape-cache"]) == ("content", "recorded")
+    replay = team_proxy(mode="replay")
+    served = chat(replay, seeded())
+    assert served.headers["x-seedtape-cache"] == "hit" and text(served) == text(updated) != text(original)
