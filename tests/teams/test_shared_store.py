@@ -171,3 +171,25 @@ def test_verify_update_rerecords_through_the_store(team_proxy: Callable[..., Run
     replay = team_proxy(mode="replay")
     served = chat(replay, seeded())
     assert served.headers["x-seedtape-cache"] == "hit" and text(served) == text(updated) != text(original)
+
+
+def test_a_redis_acl_user_per_team_keeps_teams_out_of_each_others_keys(
+    team_proxy: Callable[..., RunningProxy], redis_server: RedisServer, sim: Any
+) -> None:
+    """The README's ACL advice works: a user limited to ``~seedtape:team-a:*`` shares
+    recordings in team-a, and in any other namespace it is refused -- counted and logged
+    as store errors, never a failed request. A wrong password is an outage like any other."""
+    redis_server.client().execute_command("ACL", "SETUSER", "team-a", "on", ">pw-team-a", "~seedtape:team-a:*", "+@all", "-@dangerous")
+    url = f"redis://team-a:pw-team-a@127.0.0.1:{redis_server.port}/0"
+    a1, a2 = team_proxy(store=url, namespace="team-a"), team_proxy(store=url, namespace="team-a")
+    chat(a1, seeded())
+    assert chat(a2, seeded()).headers["x-seedtape-cache"] == "hit" and sim.calls == 1
+    assert chat(a1, UNSEEDED, **{"x-seedtape-session": "acl"}).headers["x-seedtape-episode"] == "1"
+    intruder = team_proxy(store=url, namespace="team-b")
+    answer = chat(intruder, seeded())
+    assert answer.status_code == 200 and answer.headers["x-seedtape-cache"] == "recorded" and sim.calls == 3
+    store = intruder.stats()["store"]
+    assert store["errors"] >= 1 and "NoPermission" in store["last_error"] and store["writes"] == 0
+    wrong = team_proxy(store=f"redis://team-a:wrong@127.0.0.1:{redis_server.port}/0", namespace="team-a")
+    assert chat(wrong, seeded(7)).status_code == 200
+    assert wrong.stats()["store"]["state"] == "degraded" and "password" in wrong.stats()["store"]["last_error"]

@@ -71,7 +71,7 @@ class StoreHealth:
             raise StoreUnavailable(self.last_error) from exc
         except RedisError as exc:
             self.errors += 1
-            text = self._describe(exc)
+            text = self.last_error = self._describe(exc)
             now = time.monotonic()
             if now - self._error_logged_at >= _ERROR_LOG_INTERVAL:
                 self._error_logged_at = now
