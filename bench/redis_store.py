@@ -11,6 +11,10 @@ process, Redis on loopback):
 
 Target (issue 15): a store hit adds at most 0.5 ms p50 over a local hit.
 
+Recording (every request a new key, upstream = the bare app): record mode without and
+with the store, where a recording also takes the key's fleet write lock, reads the
+team's copy, and publishes the file (four round trips).
+
 Fleet single-flight: three proxies on one Redis, bursts of 200 identical concurrent
 misses spread over them (request i to proxy i mod 3), against an upstream that takes
 ``--upstream-delay`` seconds and counts its calls; baseline: the same three proxies
@@ -48,6 +52,7 @@ from seedtape.config import Settings
 PATH = "/v1/chat/completions"
 KEYS = 200
 ARMS = ("bare app", "local hit", "local hit, --store", "store hit")
+RECORD_ARMS = ("record, no store", "record, --store")
 
 
 def counting_upstream() -> Any:
@@ -210,10 +215,31 @@ def measure_latency(url: str, tmpdir: Path, args: argparse.Namespace, stack: con
     for name in ARMS:
         arm(name, KEYS)  # warm-up: every key once
     assert not list((tmpdir / "empty").rglob("*.json")), "a store hit writes no cassette file"
-    times: dict[str, list[float]] = {name: [] for name in ARMS}
+    bare = f"http://127.0.0.1:{ports['bare app']}"
+    for name in RECORD_ARMS:
+        store = url if "--store" in name else None
+        folder = name.replace(" ", "_").replace(",", "")
+        ports[name] = start(stack, "seedtape", seedtape_env(store, tmpdir / folder, tmpdir, folder, mode="record", upstream=bare))
+    fresh = iter(range(10**5, 10**9))
+
+    def record(name: str, n: int) -> list[float]:
+        times = []
+        for _ in range(n):
+            body = json.dumps(c.request_body(next(fresh)), separators=(",", ":")).encode()
+            t = time.perf_counter()
+            answer = client.post(f"http://127.0.0.1:{ports[name]}{PATH}", content=body, headers={"content-type": "application/json"})
+            times.append(time.perf_counter() - t)
+            assert answer.headers["x-seedtape-cache"] == "recorded", answer.text[:200]
+        return times
+
+    for name in RECORD_ARMS:
+        record(name, 20)  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in (*ARMS, *RECORD_ARMS)}
     for _ in range(args.rounds):
         for name in ARMS:
             times[name] += arm(name, args.requests)
+        for name in RECORD_ARMS:
+            times[name] += record(name, max(10, args.requests // 4))
     return times
 
 
@@ -290,6 +316,12 @@ def report(
         rows.append((name, f"{p50[name]:.3f}", f"{p99[name]:.3f}", over_bare, over_local, f"{p50[name] / p50['local hit']:.2f}", target))
     print(f"replay latency: {args.rounds} rounds x {args.requests} requests per arm, {KEYS} keys, Redis on loopback")
     print(c.table(rows, ("arm", "p50 (ms)", "p99 (ms)", "vs bare app", "vs local hit", "ratio to local hit", "target")))
+    rec = {name: c.median(times[name]) * 1000 for name in RECORD_ARMS}
+    print(f"\nrecording: {len(times[RECORD_ARMS[0]])} new recordings per arm")
+    rec_rows = [
+        (name, f"{rec[name]:.3f}", f"{rec[name] - rec[RECORD_ARMS[0]]:+.3f} ms" if name != RECORD_ARMS[0] else "") for name in RECORD_ARMS
+    ]
+    print(c.table(rec_rows, ("arm", "p50 (ms)", "vs no store")))
     print(
         f"\nfleet single-flight: {args.bursts} burst(s) of {args.burst_size} identical concurrent misses over 3 proxies, upstream takes {args.upstream_delay} s"
     )
