@@ -84,6 +84,50 @@ def stream_events(i: int, words: int = 60) -> list[dict[str, Any]]:
     return events
 
 
+OPENAI_RESPONSES = Target("openai", "responses")
+
+
+def responses_request(i: int) -> dict[str, Any]:
+    """The i-th distinct streamed Responses request (temperature 0: deterministic)."""
+    return {"model": "gpt-4o", "input": f"Create a story about red panda #{i}.", "temperature": 0, "stream": True}
+
+
+def responses_events(i: int, words: int = 60) -> list[dict[str, Any]]:
+    """A Responses stream as the API sends it (typed events, sequence numbers, no [DONE])
+    for an answer of ``words`` words, each event with its SSE event name."""
+    from seedtape.sim.apis import response_events
+
+    text = " ".join(((STORY + " ") * (1 + words // 60)).split()[:words])
+    message = {
+        "type": "message",
+        "id": f"msg_bench{i:08d}",
+        "status": "completed",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
+    }
+    final = {
+        "id": f"resp_bench{i:08d}",
+        "object": "response",
+        "created_at": 1717000000 + i,
+        "status": "completed",
+        "model": "gpt-4o-2024-08-06",
+        "output": [message],
+    }
+    return [{"ms": n, "event": e["type"], "data": e} for n, e in enumerate(response_events(final))]
+
+
+def responses_recording(i: int, words: int = 60) -> Recording:
+    body = responses_request(i)
+    episode = {
+        "recorded_at": "2024-06-01T12:00:00.000000Z",
+        "status": 200,
+        "latency_ms": 812,
+        "headers": {"content-type": "text/event-stream; charset=utf-8"},
+        "events": responses_events(i, words),
+    }
+    return Recording(key=make_key(OPENAI_RESPONSES, body), request={**OPENAI_RESPONSES.as_dict(), "body": body}, episodes=[episode])
+
+
 def key_of(i: int, *, stream: bool = False) -> str:
     return make_key(OPENAI_CHAT, request_body(i, stream=stream))
 

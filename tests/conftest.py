@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import ssl
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ from seedtape.app import create_app
 from seedtape.config import Settings
 from seedtape.engine import Engine
 from seedtape.serving import serve_in_thread
-from seedtape.sim.simulator import Simulator, create_simulator
+from seedtape.sim.simulator import SimConfig, Simulator, create_simulator
 
 # Distinctive fake credentials: every test that writes files scans for them (rule 4).
 AZURE_KEY = "azkey-0123456789abcdef0123456789abcdef"
@@ -24,20 +26,63 @@ OPENAI_KEY = "sk-seedtape-test-SECRET-abcdefghijklmnopqrstuvwxyz"
 SECRETS = (AZURE_KEY, OPENAI_KEY)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_tls_context_per_settings() -> Iterator[None]:
+    """Every httpx/httpx2 client loads certifi's CA bundle into a new SSL context: 16 ms
+    each, measured, several per test (each ``httpx.post``, SDK client and proxy), all
+    for http://127.0.0.1; it was most of a typical test's time. Within the run, clients
+    with the same TLS settings share one context; other settings get their own as before."""
+    import httpx._transports.default as httpx_transports
+    import httpx2._transports.default as httpx2_transports
+
+    with pytest.MonkeyPatch.context() as patch:
+        for module in (httpx_transports, httpx2_transports):
+            create = getattr(module, "create_ssl_context", None)
+            if create is not None:  # a release that moved it: slower tests, nothing else
+                patch.setattr(module, "create_ssl_context", _shared_ssl_context(create))
+        yield
+
+
+def _shared_ssl_context(create: Callable[..., ssl.SSLContext]) -> Callable[..., ssl.SSLContext]:
+    made: dict[tuple[bool, bool], ssl.SSLContext] = {}
+    lock = threading.Lock()
+
+    def shared(verify: Any = True, cert: Any = None, trust_env: bool = True) -> ssl.SSLContext:
+        if not isinstance(verify, bool) or cert is not None:
+            return create(verify=verify, cert=cert, trust_env=trust_env)
+        with lock:
+            if (verify, trust_env) not in made:
+                made[verify, trust_env] = create(verify=verify, cert=cert, trust_env=trust_env)
+            return made[verify, trust_env]
+
+    return shared
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture
-def sim() -> Simulator:
-    return create_simulator()
+@pytest.fixture(scope="session")
+def shared_sim() -> Iterator[tuple[Simulator, str]]:
+    """One simulator on one socket for the whole run (a server per test cost its stop every time)."""
+    simulator = create_simulator()
+    with serve_in_thread(simulator.app) as url:
+        yield simulator, url
 
 
 @pytest.fixture
-def sim_url(sim: Simulator) -> Iterator[str]:
-    with serve_in_thread(sim.app) as url:
-        yield url
+def sim(shared_sim: tuple[Simulator, str]) -> Simulator:
+    """The shared simulator as if new: default config, no counters, faults or request logs."""
+    simulator, _ = shared_sim
+    simulator.reset()
+    simulator.config = SimConfig()
+    return simulator
+
+
+@pytest.fixture
+def sim_url(sim: Simulator, shared_sim: tuple[Simulator, str]) -> str:
+    return shared_sim[1]
 
 
 @dataclass

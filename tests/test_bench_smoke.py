@@ -15,6 +15,8 @@ import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
+pytestmark = pytest.mark.slow  # a subprocess per script, each a few seconds
+
 
 @pytest.mark.parametrize(
     ("script", "extra", "expect"),

@@ -28,17 +28,19 @@ def test_import_vcr_then_ls_and_show(tmp_path: Path) -> None:
     cassettes = tmp_path / "cassettes"
     imported = runner.invoke(main, ["import-vcr", str(CORPUS), "--cassettes", str(cassettes)])
     assert imported.exit_code == 0, imported.output
-    assert "25 imported" in imported.output and "/openai/v1/responses is not a recorded route" in imported.output
+    assert "45 interaction(s): 45 imported" in imported.output and "0 skipped" in imported.output
 
     listing = runner.invoke(main, ["ls", "--cassettes", str(cassettes)])
     assert listing.exit_code == 0
-    assert "22 recording(s) in 19 cassette(s)" in listing.output
+    assert "39 recording(s) in 34 cassette(s)" in listing.output
+    routes = {line.split()[3] for line in listing.output.splitlines()[1:-1] if len(line.split()) > 3}
+    assert {"responses", "responses/{id}", "audio/transcriptions", "images/generations", "embeddings"} <= routes
     assert "The capital of France is **Paris**." in listing.output
     row = next(line for line in listing.output.splitlines() if "Southern Ocean." in line)
     assert row.split()[-3:] == ["100", "Southern", "Ocean."]  # the seed column shows seed 100
 
     limited = runner.invoke(main, ["ls", "--cassettes", str(cassettes), "--limit", "3"])
-    assert "(19 not shown" in limited.output
+    assert "(36 not shown" in limited.output
 
     key = next(cassettes.glob("pydantic__pydantic-ai__test_azure_provider_call/*.json")).stem
     shown = runner.invoke(main, ["show", key[:8], "--cassettes", str(cassettes)])

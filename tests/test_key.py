@@ -107,3 +107,22 @@ def test_partition_changes_the_key_only_when_set() -> None:
 )
 def test_deterministic_requests(body: dict[str, object], expected: bool) -> None:
     assert is_deterministic(body) is expected
+
+
+def test_committed_demo_cassettes_keep_their_keys() -> None:
+    """Key v1 is frozen for chat, embeddings and completions: the committed demo
+    recordings (made before API families existed) must be found under the same keys."""
+    from pathlib import Path
+
+    from seedtape.cassette import file_name, read_recording
+    from seedtape.routes import Target
+
+    folder = Path(__file__).resolve().parents[1] / "cassettes" / "demo"
+    files = sorted(folder.glob("*.json"))
+    assert len(files) == 5
+    for path in files:
+        recording = read_recording(path)
+        request = recording.request
+        target = Target(request["api"], request["route"], request["deployment"], request["api_version"])
+        assert make_key(target, request["body"]) == recording.key
+        assert path.name == file_name(recording.key)

@@ -7,11 +7,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import brotli
 import httpx
 import openai
 import pytest
 
 from client_shim import async_azure_client, async_openai_client, azure_client, openai_client
+from seedtape.app import create_app
+from seedtape.config import Settings
 from tests.conftest import AZURE_KEY, OPENAI_KEY, RunningProxy, scan_for_secrets
 
 OFFLINE = "http://127.0.0.1:9"
@@ -170,30 +173,14 @@ def test_bad_per_request_headers_are_clear_400s(proxy: RunningProxy, header: str
     assert not (proxy.settings.cassettes_dir.parent / "escape").exists()
 
 
-def test_seedtape_headers_are_stripped_and_credentials_forwarded(tmp_path: Path) -> None:
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse
-    from starlette.routing import Route
-
-    from seedtape.app import create_app
-    from seedtape.config import Settings
-    from seedtape.serving import serve_in_thread
-
-    seen: list[dict[str, str]] = []
-
-    async def echo(request: Request) -> JSONResponse:
-        seen.append(dict(request.headers))
-        return JSONResponse({"id": "x", "object": "chat.completion", "created": 1, "model": "m", "choices": []})
-
-    upstream = Starlette(routes=[Route("/v1/chat/completions", echo, methods=["POST"])])
-    with (
-        serve_in_thread(upstream) as up,
-        serve_in_thread(create_app(Settings(upstream=up, cassettes_dir=tmp_path / "c", cache_dir=tmp_path / "i"))) as url,
-    ):
-        client = openai_client(url, api_key=OPENAI_KEY, cassette="c1", mode="record", session="s1")
-        client.chat.completions.create(model="m", messages=PANDA, seed=3)
-    [headers] = seen
+def test_seedtape_headers_are_stripped_and_credentials_forwarded(
+    proxy_factory: Callable[..., RunningProxy], sim: Any, tmp_path: Path
+) -> None:
+    sim.config.keep_requests = True
+    proxy = proxy_factory()
+    client = openai_client(proxy.url, api_key=OPENAI_KEY, cassette="c1", mode="record", session="s1")
+    client.chat.completions.create(model="m", messages=PANDA, seed=3)
+    [headers] = [request.headers for request in sim.received]
     assert not [h for h in headers if h.startswith("x-seedtape")]
     assert headers["authorization"] == f"Bearer {OPENAI_KEY}"
     assert scan_for_secrets(tmp_path) == []
@@ -298,15 +285,37 @@ def test_gzip_upstream_is_decoded_and_stored_decoded(proxy_factory: Callable[...
 
 
 def test_recorded_routes_ask_upstream_only_for_encodings_seedtape_decodes(proxy: RunningProxy, sim: Any) -> None:
-    """The client's accept-encoding (here one naming brotli) is not what goes upstream:
-    seedtape stores bodies decoded, so it asks for what httpx decodes by itself."""
+    """The client's accept-encoding (here zstd, which httpx cannot decode) is not what
+    goes upstream: seedtape stores bodies decoded, so it asks for what httpx decodes."""
     raw = httpx.post(
         proxy.url + "/v1/chat/completions",
         json={"model": "gpt-4", "messages": PANDA, "seed": 10},
-        headers={"authorization": f"Bearer {OPENAI_KEY}", "accept-encoding": "br"},
+        headers={"authorization": f"Bearer {OPENAI_KEY}", "accept-encoding": "zstd"},
     )
     assert raw.status_code == 200
-    assert sim.requests[-1]["headers"]["accept-encoding"] == "gzip, deflate"
+    assert sim.requests[-1]["headers"]["accept-encoding"] == "gzip, deflate, br"
+
+
+@pytest.mark.anyio
+async def test_brotli_upstream_is_decoded_and_stored_decoded(tmp_path: Path) -> None:
+    """An upstream answering ``content-encoding: br`` (seedtape offers br) is decoded by
+    httpx with the brotli package: the client gets JSON and the cassette stores JSON."""
+    answer = {"id": "chatcmpl-br", "object": "chat.completion", "created": 1, "model": "gpt-4", "choices": []}
+    asked: list[str] = []
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        asked.append(request.headers["accept-encoding"])
+        compressed = brotli.compress(json.dumps(answer).encode())
+        return httpx.Response(200, headers={"content-type": "application/json", "content-encoding": "br"}, content=compressed)
+
+    settings = Settings(mode="auto", upstream="http://upstream.test", cassettes_dir=tmp_path / "c", cache_dir=tmp_path / "cache")
+    app = create_app(settings, upstream_transport=httpx.MockTransport(upstream))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://seedtape.test") as client:
+        raw = await client.post("/v1/chat/completions", json={"model": "gpt-4", "messages": PANDA, "seed": 12})
+    assert asked == ["gzip, deflate, br"]
+    assert raw.status_code == 200 and "content-encoding" not in raw.headers and raw.json() == answer
+    [path] = (tmp_path / "c" / "default").glob("*.json")
+    assert json.loads(path.read_text())["episodes"][0]["body"] == answer
 
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/models"])

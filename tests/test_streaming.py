@@ -104,6 +104,7 @@ def test_stream_helper_and_parallel_tool_calls_replay(proxy_factory: Callable[..
     assert replayed.model_dump() == live.model_dump()
 
 
+@pytest.mark.slow  # timed: real delays between chunks
 def test_live_stream_is_passed_on_as_it_arrives(proxy_factory: Callable[..., RunningProxy], sim: Any) -> None:
     """The first chunk reaches the client long before the upstream finishes (no buffering)."""
     sim.config.stream_delay_ms = 40
@@ -115,6 +116,7 @@ def test_live_stream_is_passed_on_as_it_arrives(proxy_factory: Callable[..., Run
     assert arrivals[1] < arrivals[-1] / 3, f"first chunks at {arrivals[:3]}, last at {arrivals[-1]}"
 
 
+@pytest.mark.slow  # timed: replays real gaps
 def test_pace_recorded_replays_gaps_and_fast_does_not(proxy_factory: Callable[..., RunningProxy], sim: Any) -> None:
     sim.config.stream_delay_ms = 30
     recorder = proxy_factory(mode="record")
@@ -152,6 +154,7 @@ def test_broken_stream_reaches_client_broken_and_is_never_recorded(proxy_factory
     assert httpx.get(proxy.url + "/_seedtape/health").status_code == 200
 
 
+@pytest.mark.slow  # timed: a slow stream, and waits for the proxy to notice
 def test_client_disconnect_mid_stream_leaves_proxy_healthy(proxy_factory: Callable[..., RunningProxy], sim: Any) -> None:
     sim.config.stream_delay_ms = 30
     proxy = proxy_factory(mode="auto")

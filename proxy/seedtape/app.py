@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from seedtape import __version__
+from seedtape._version import __version__
 from seedtape.cassette import remove_stale_temp_files
 from seedtape.config import Settings
 from seedtape.engine import Engine
@@ -51,14 +51,14 @@ def create_app(
         path = request.scope["path"]
         # No query string (the OpenAI shapes): skip building query_params.
         api_version = request.query_params.get("api-version", "") if request.scope["query_string"] else ""
-        target = match_route(request.method, path, api_version)
+        match = match_route(request.method, path, api_version)
         exchange: Exchange | None = None
         try:
-            if target is None:
+            if match is None:
                 return await forward_untouched(engine, request, settings)
             engine.coordinator.incr("requests")
             mode = request_mode(request, settings)
-            exchange = await read_exchange(request, target, settings, mode.name, mode.offline)
+            exchange = await read_exchange(request, match, settings, mode.name, mode.offline)
             exchange.occurrence = await engine.next_occurrence(exchange)
             response = await mode.handle(engine, exchange)
             if response.status_code >= 400 and response.headers.get("x-seedtape-cache") not in ("hit", "recorded"):
@@ -89,6 +89,7 @@ def create_app(
             return await fleet_stats(engine.team)
         body = {
             **engine.coordinator.stats(),
+            "bypassed_paths": dict(engine.bypassed),
             "mode": settings.mode,
             "cassettes_dir": str(settings.cassettes_dir),
             "cassette": settings.cassette,
@@ -177,6 +178,7 @@ async def forward_untouched(engine: Engine, request: Request, settings: Settings
             "seedtape_unrecorded_route",
             "unrecorded_route",
         )
+    engine.note_bypass(request.method, request.scope["path"])
     body = await read_body(request, settings.max_body)
     headers = upstream_request_headers(request.headers.items(), keep_encoding=True)
     query = request.scope["query_string"].decode("latin-1")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from seedtape import __version__
+from seedtape._version import __version__
 from seedtape.config import Settings, default_upstream
 from seedtape.durability import FSYNC_POLICIES
 from seedtape.modes import MODE_NAMES

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,6 @@ from seedtape.drift import log as drift_log
 from seedtape.drift.compare import DriftResult
 from seedtape.errors import ProxyError
 from seedtape.exchange import Exchange
-from seedtape.key import is_deterministic
 from seedtape.prepared import Prepared, PreparedEpisode
 from seedtape.recorder import forward
 from seedtape.redaction import Redactor
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from seedtape.teams.team import Team
 
 log = logging.getLogger("seedtape")
+MAX_BYPASSED_PATHS = 256  # paths named in stats (ids in paths must not grow it without bound)
 APPEND = sys.maxsize  # an occurrence past any end: CassetteStore.save_episode appends it
 
 
@@ -57,6 +58,9 @@ class Engine:
         # A set add per request, nothing more on the hot path.
         self.used: set[tuple[str, str]] = set()
         self.redactor = Redactor.from_lists(settings.redact_patterns, settings.redact_paths)
+        # Requests on paths no family owns, by "METHOD path": forwarded untouched, never
+        # recorded, so they are counted and named once in the log rather than hidden.
+        self.bypassed: Counter[str] = Counter()
         # Teams (--store): a shared store beside the cassettes, and fleet-wide coordination
         # wrapping the local coordinator. None without a store: no hook below does anything.
         self.team: Team | None = None
@@ -119,6 +123,15 @@ class Engine:
             return await self.team.claim(session, cassette, key, episode)
         return self.coordinator.claim_episode(session, cassette, key, episode)
 
+    def note_bypass(self, method: str, path: str) -> None:
+        """Count a request forwarded untouched; the first one on a path is logged."""
+        self.coordinator.incr("bypassed")
+        name = f"{method} {path[:200]}"
+        if name not in self.bypassed and len(self.bypassed) < MAX_BYPASSED_PATHS:
+            log.warning("seedtape: %s is not recorded: forwarded untouched", name)
+        if name in self.bypassed or len(self.bypassed) < MAX_BYPASSED_PATHS:
+            self.bypassed[name] += 1
+
     def give_back(self, exchange: Exchange) -> None:
         """The request failed before anything was recorded or served: its occurrence
         number goes back, so the client's retry gets the same episode number."""
@@ -128,7 +141,7 @@ class Engine:
     def wants_cache(self, exchange: Exchange) -> bool:
         """Should an identical request past the last episode get the last one again?"""
         repeats = self.settings.repeats
-        return repeats == "cache" or (repeats == "auto" and is_deterministic(exchange.body))
+        return repeats == "cache" or (repeats == "auto" and exchange.deterministic)
 
     def serve(self, exchange: Exchange, episode: PreparedEpisode, cache: str = "hit") -> Response:
         self.coordinator.incr("hits")

@@ -1,20 +1,32 @@
-"""One recorded response (an episode), and the message a stream of chunks adds up to.
+"""One recorded response (an episode), and the one answer a stream adds up to.
 
-An episode is stored as plain JSON (DESIGN.md "Cassettes"): a JSON body, or for a
-stream its events with their millisecond offsets. Everything that compares or shows a
-response (verify, ``show``, ``ls``, import checks) reads it through
-:func:`response_json` so that streamed and non-streamed answers look the same.
+An episode is stored as plain JSON (docs/design.md, "Cassettes"): its status, the
+allow-listed headers, and one of
+
+* ``body``: a JSON answer;
+* ``body_text``: a text answer (a transcription as ``text``, ``srt`` or ``vtt``);
+* ``body_base64`` with ``body_sha256`` and ``body_size``: a binary answer (speech),
+  so a replay sends the same bytes and a review sees the hash change, not base64;
+* ``events``: a stream, each event's data (and SSE event name) with its offset in ms.
+
+Everything that compares or shows a response (verify, ``show``, ``ls``, import checks)
+reads it through :func:`response_json`, which asks the request's family to assemble a
+stream, so that streamed and non-streamed answers look the same.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
 from seedtape.cassette import utc_now
+from seedtape.families import CHAT, Family
 from seedtape.headers import stored_response_headers
+from seedtape.sse import DONE
 
-DONE = "[DONE]"
+__all__ = ["DONE", "binary_body", "fingerprint_of", "is_stream", "make_episode", "response_json"]
 
 
 def make_episode(
@@ -22,9 +34,12 @@ def make_episode(
     headers: Mapping[str, str],
     *,
     body: Any = None,
+    text: str | None = None,
+    binary: bytes | None = None,
     events: list[dict[str, Any]] | None = None,
     latency_ms: int = 0,
     keep_headers: frozenset[str] = frozenset(),
+    family: Family = CHAT,
 ) -> dict[str, Any]:
     episode: dict[str, Any] = {
         "recorded_at": utc_now(),
@@ -34,9 +49,15 @@ def make_episode(
     }
     if events is not None:
         episode["events"] = events
+    elif binary is not None:
+        episode["body_base64"] = base64.b64encode(binary).decode("ascii")
+        episode["body_sha256"] = hashlib.sha256(binary).hexdigest()
+        episode["body_size"] = len(binary)
+    elif text is not None:
+        episode["body_text"] = text
     else:
         episode["body"] = body
-    fingerprint = fingerprint_of(response_json(episode))
+    fingerprint = family.fingerprint(response_json(episode, family))
     if fingerprint:
         episode["system_fingerprint"] = fingerprint
     return episode
@@ -46,78 +67,25 @@ def is_stream(episode: Mapping[str, Any]) -> bool:
     return "events" in episode
 
 
+def binary_body(episode: Mapping[str, Any]) -> bytes | None:
+    """The bytes of a binary answer, or None for every other kind."""
+    encoded = episode.get("body_base64")
+    return base64.b64decode(encoded) if isinstance(encoded, str) else None
+
+
 def fingerprint_of(response: Any) -> str | None:
-    if isinstance(response, dict):
-        value = response.get("system_fingerprint")
-        return value if isinstance(value, str) and value else None
-    return None
+    """``system_fingerprint`` of a chat-shaped answer (the chat family's rule)."""
+    return CHAT.fingerprint(response)
 
 
-def response_json(episode: Mapping[str, Any]) -> Any:
-    """The response as one JSON document: the body, or the assembled stream."""
+def response_json(episode: Mapping[str, Any], family: Family = CHAT) -> Any:
+    """The response as one JSON document: the body, the text, a binary answer's
+    description, or the stream as its family assembles it."""
     if is_stream(episode):
-        return assemble_stream([e["data"] for e in episode["events"]])
+        return family.assemble([e.get("data") for e in episode["events"] if isinstance(e, Mapping)])
+    if "body_base64" in episode:
+        content_type = (episode.get("headers") or {}).get("content-type")
+        return {"content_type": content_type, "size": episode.get("body_size"), "sha256": episode.get("body_sha256")}
+    if "body_text" in episode:
+        return episode["body_text"]
     return episode.get("body")
-
-
-def assemble_stream(chunks: list[Any]) -> dict[str, Any]:
-    """Fold ``chat.completion.chunk`` events into the ``chat.completion`` they stand for.
-
-    Azure's first chunk carries only ``prompt_filter_results`` with an empty id and
-    model; later chunks may carry ``content_filter_results``; tool calls arrive as
-    deltas keyed by index. ``usage`` comes in the last chunk when the caller asked
-    ``stream_options.include_usage``.
-    """
-    message: dict[str, Any] = {"object": "chat.completion", "choices": []}
-    choices: dict[int, dict[str, Any]] = {}
-    for chunk in chunks:
-        if not isinstance(chunk, dict):
-            continue
-        for field in ("id", "model", "created", "system_fingerprint", "service_tier"):
-            if chunk.get(field):
-                message[field] = chunk[field]
-        if chunk.get("usage"):
-            message["usage"] = chunk["usage"]
-        if chunk.get("prompt_filter_results"):
-            message["prompt_filter_results"] = chunk["prompt_filter_results"]
-        for delta_choice in chunk.get("choices") or []:
-            _fold_choice(choices, delta_choice)
-    message["choices"] = [choices[i] for i in sorted(choices)]
-    return message
-
-
-def _fold_choice(choices: dict[int, dict[str, Any]], delta_choice: Mapping[str, Any]) -> None:
-    index = delta_choice.get("index", 0)
-    choice = choices.setdefault(index, {"index": index, "message": {"role": "assistant"}, "finish_reason": None})
-    delta = delta_choice.get("delta") or {}
-    target = choice["message"]
-    if delta.get("role"):
-        target["role"] = delta["role"]
-    for text_field in ("content", "refusal"):
-        if delta.get(text_field) is not None:
-            target[text_field] = (target.get(text_field) or "") + delta[text_field]
-    for call in delta.get("tool_calls") or []:
-        _fold_tool_call(target.setdefault("tool_calls", []), call)
-    if delta_choice.get("finish_reason"):
-        choice["finish_reason"] = delta_choice["finish_reason"]
-    if delta_choice.get("content_filter_results"):
-        choice["content_filter_results"] = delta_choice["content_filter_results"]
-    if delta_choice.get("logprobs"):
-        choice.setdefault("logprobs", {"content": []})
-        choice["logprobs"]["content"].extend((delta_choice["logprobs"] or {}).get("content") or [])
-
-
-def _fold_tool_call(calls: list[dict[str, Any]], delta: Mapping[str, Any]) -> None:
-    index = delta.get("index", len(calls))
-    while len(calls) <= index:
-        calls.append({"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
-    call = calls[index]
-    if delta.get("id"):
-        call["id"] = delta["id"]
-    if delta.get("type"):
-        call["type"] = delta["type"]
-    function = delta.get("function") or {}
-    if function.get("name"):
-        call["function"]["name"] += function["name"]
-    if function.get("arguments"):
-        call["function"]["arguments"] += function["arguments"]

@@ -1,4 +1,10 @@
-"""One recorded-route request, parsed and checked once, with everything modes need."""
+"""One recorded-route request, parsed and checked once, with everything modes need.
+
+How the body is read depends on the endpoint's family (families/base.py): JSON is
+parsed and canonicalised; a multipart form becomes its fields plus a SHA-256 per
+file (form.py); a request about an object by id has no body, so its method, path
+and query stand in for one.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +12,19 @@ import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 from starlette.requests import Request
 
 from seedtape.cassette import InvalidCassetteName, validate_name
 from seedtape.config import Settings
 from seedtape.errors import ProxyError
+from seedtape.families import Endpoint, Family
+from seedtape.families.base import JSON, MULTIPART
+from seedtape.form import read_form
 from seedtape.headers import credential_of, upstream_request_headers
 from seedtape.key import KeyMaterial, canonical_body
-from seedtape.routes import Target
+from seedtape.routes import Match, Target
 
 CASSETTE_HEADER = "x-seedtape-cassette"
 SESSION_HEADER = "x-seedtape-session"
@@ -37,13 +47,20 @@ class Exchange:
     cassette: str
     session: str
     key: str
+    family: Family
+    endpoint: Endpoint
+    method: str = "POST"
+    # The request asked for a stream (the family says how: "stream": true, a form
+    # field, ?stream=true on a retrieve).
+    stream: bool = False
     occurrence: int = 0
     # The mode never calls upstream (replay): a recording it cannot serve is an error.
     offline: bool = False
 
     @property
-    def stream(self) -> bool:
-        return self.body.get("stream") is True
+    def deterministic(self) -> bool:
+        """Did the caller ask for the same answer every time (its family's rule)?"""
+        return self.family.deterministic(self.endpoint, self.body)
 
     def stored_request(self) -> dict[str, Any]:
         """The request as written to the cassette: what, never who (no headers)."""
@@ -192,13 +209,24 @@ def partition_of(request: Request, settings: Settings) -> str:
     return hashlib.sha256(("seedtape-partition/1\0" + credential).encode()).hexdigest()[:32] if credential else "anonymous"
 
 
-async def read_exchange(request: Request, target: Target, settings: Settings, mode: str, offline: bool = False) -> Exchange:
+async def read_exchange(request: Request, match: Match, settings: Settings, mode: str, offline: bool = False) -> Exchange:
     cassette = request_cassette(request, settings)
-    check_content_type(request)
+    endpoint = match.endpoint
+    if endpoint.body == JSON:
+        check_content_type(request)
     raw = await read_body(request, settings.max_body)
-    body, key = keyed_body(raw, target, tuple(settings.ignore_fields), partition_of(request, settings))
+    partition = partition_of(request, settings)
+    ignore = tuple(settings.ignore_fields)
+    if endpoint.body == JSON:
+        body, key = keyed_body(raw, match.target, ignore, partition)
+    elif endpoint.body == MULTIPART:
+        body, keyed = read_form(raw, request.headers.get("content-type"))
+        key = KeyMaterial(match.target, canonical_body(keyed, ignore), partition).key
+    else:
+        body = object_body(request.method, match.subpath, request.scope["query_string"])
+        key = KeyMaterial(match.target, canonical_body(body), partition).key
     return Exchange(
-        target=target,
+        target=match.target,
         path=request.scope["path"],
         query=request.scope["query_string"].decode("latin-1"),
         body=body,
@@ -208,5 +236,22 @@ async def read_exchange(request: Request, target: Target, settings: Settings, mo
         cassette=cassette,
         session=request.headers.get(SESSION_HEADER) or settings.session,
         key=key,
+        family=match.family,
+        endpoint=endpoint,
+        method=request.method,
+        stream=match.family.wants_stream(endpoint, body),
         offline=offline,
     )
+
+
+def object_body(method: str, subpath: str, query_string: bytes) -> dict[str, Any]:
+    """What stands for the body of a request about an object: method, path and query.
+
+    ``api-version`` is left out (it is the target's field already); repeated query
+    names (``include[]=a&include[]=b``) keep their order.
+    """
+    query: dict[str, Any] = {}
+    for name, values in parse_qs(query_string.decode("latin-1"), keep_blank_values=True).items():
+        if name != "api-version":
+            query[name] = values[0] if len(values) == 1 else values
+    return {"method": method, "path": subpath, "query": query}

@@ -37,7 +37,10 @@ HOP_BY_HOP = frozenset(
 )
 _HOP_BUT_ENCODING = HOP_BY_HOP - {"accept-encoding"}
 SEEDTAPE_PREFIX = "x-seedtape-"
-DECODABLE_ENCODINGS = "gzip, deflate"  # decoded by httpx with the standard library alone
+# What recorded routes ask upstream for: httpx decodes gzip and deflate with the
+# standard library and br with the ``brotli`` package (a dependency for this reason);
+# bodies are stored decoded, so only encodings httpx decodes may be offered.
+DECODABLE_ENCODINGS = "gzip, deflate, br"
 
 
 def upstream_request_headers(headers: Iterable[tuple[str, str]], keep_encoding: bool = False) -> list[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""The cache key, version 1 (see DESIGN.md "The key").
+"""The cache key, version 1 (docs/design.md, "The key").
 
 Two requests share a key exactly when the service would treat them as the same
 request: same API shape, route, deployment, api-version and the same body once the

@@ -30,13 +30,18 @@ def _short(value: Any) -> str:
 _ABSENT = object()
 
 
-def field_differences(wanted: dict[str, Any], recorded: dict[str, Any]) -> list[str]:
-    """``name: wanted != recorded`` for every top-level field that differs."""
+def field_differences(wanted: dict[str, Any], recorded: dict[str, Any], prefix: str = "", depth: int = 3) -> list[str]:
+    """``name: wanted != recorded`` for every field that differs; inside objects on both
+    sides, the nested field that differs (``file.sha256: ... != ...``), a few levels deep."""
     differences = []
     for name in sorted(set(wanted) | set(recorded)):
         a, b = wanted.get(name, _ABSENT), recorded.get(name, _ABSENT)
-        if a != b:
-            differences.append(f"{name}: {_short(a)} != {_short(b)}")
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict) and depth > 1:
+            differences += field_differences(a, b, f"{prefix}{name}.", depth - 1)
+        else:
+            differences.append(f"{prefix}{name}: {_short(a)} != {_short(b)}")
     return differences
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from seedtape.cassette import Recording
-from seedtape.episode import is_stream
+from seedtape.episode import binary_body, is_stream
 from seedtape.sse import encode_event
 
 
@@ -57,8 +57,17 @@ def prepare_episode(number: int, episode: dict[str, Any]) -> PreparedEpisode:
         headers.setdefault("content-type", "text/event-stream; charset=utf-8")
         events = tuple((int(e.get("ms", 0)), encode_event(e.get("data"), e.get("event"))) for e in episode["events"])
         return PreparedEpisode(number, episode["status"], tuple(headers.items()), None, events, epoch, _raw(headers))
-    headers.setdefault("content-type", "application/json")
-    return PreparedEpisode(number, episode["status"], tuple(headers.items()), encode_json(episode.get("body")), None, epoch, _raw(headers))
+    binary = binary_body(episode)
+    if binary is not None:
+        headers.setdefault("content-type", "application/octet-stream")
+        body = binary
+    elif "body_text" in episode:
+        headers.setdefault("content-type", "text/plain; charset=utf-8")
+        body = str(episode["body_text"]).encode("utf-8")
+    else:
+        headers.setdefault("content-type", "application/json")
+        body = encode_json(episode.get("body"))
+    return PreparedEpisode(number, episode["status"], tuple(headers.items()), body, None, epoch, _raw(headers))
 
 
 def _raw(headers: dict[str, str]) -> tuple[tuple[bytes, bytes], ...]:

@@ -25,8 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from seedtape.episode import DONE
 from seedtape.jsonpath import parse_path, replace_path
+from seedtape.sse import DONE
 
 REDACTED = "[REDACTED]"
 

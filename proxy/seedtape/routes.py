@@ -1,23 +1,39 @@
-"""Which request paths are recorded, and what they are called in the key."""
+"""Which requests are recorded: a URL shape, then the registry of API families.
+
+Every recorded path is one of four shapes followed by a family's endpoint path:
+
+==========  ================================================  =====================
+api         prefix                                            example
+==========  ================================================  =====================
+openai      ``/v1/``                                          ``/v1/responses``
+azure       ``/openai/deployments/{deployment}/``             ``.../chat/completions?api-version=V``
+azure-v1    ``/openai/v1/``                                   ``/openai/v1/responses``
+azure       ``/openai/`` (no deployment: Responses, moderations)  ``/openai/responses?api-version=V``
+==========  ================================================  =====================
+
+Anything else, and any path no family owns (``/v1/files``, ``/v1/models``), is not
+recorded: it is forwarded untouched and counted as bypassed.
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-RECORDED_ROUTES = ("chat/completions", "embeddings", "completions")
+from seedtape.families import Endpoint, Family, match_endpoint
 
-_ROUTE = r"(?P<route>chat/completions|embeddings|completions)/?"
-_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("azure", re.compile(r"^/+openai/deployments/(?P<deployment>[^/]+)/" + _ROUTE + "$")),
-    ("azure-v1", re.compile(r"^/+openai/v1/" + _ROUTE + "$")),
-    ("openai", re.compile(r"^/+v1/" + _ROUTE + "$")),
+_SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("azure", re.compile(r"/+openai/deployments/(?P<deployment>[^/]+)/+(?P<sub>.+)")),
+    ("azure-v1", re.compile(r"/+openai/v1/+(?P<sub>.+)")),
+    ("azure", re.compile(r"/+openai/+(?P<sub>.+)")),
+    ("openai", re.compile(r"/+v1/+(?P<sub>.+)")),
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A recorded endpoint: the API shape, the route, and Azure's deployment/api-version."""
+    """Where a recorded request went: the API shape, the route, Azure's deployment and
+    api-version. These four fields and the body make the key (key.py)."""
 
     api: str
     route: str
@@ -27,22 +43,41 @@ class Target:
     def as_dict(self) -> dict[str, str]:
         return {"api": self.api, "route": self.route, "deployment": self.deployment, "api_version": self.api_version}
 
-    def path(self) -> str:
-        """The canonical request path for this target (used by import and probe)."""
+    def path(self, subpath: str = "") -> str:
+        """The request path for this target (import and probe rebuild requests from it).
+
+        ``subpath`` replaces the route for object routes (``responses/resp_1``).
+        """
+        rest = subpath or self.route
         if self.api == "azure":
-            return f"/openai/deployments/{self.deployment}/{self.route}"
+            return f"/openai/deployments/{self.deployment}/{rest}" if self.deployment else f"/openai/{rest}"
         if self.api == "azure-v1":
-            return f"/openai/v1/{self.route}"
-        return f"/v1/{self.route}"
+            return f"/openai/v1/{rest}"
+        return f"/v1/{rest}"
 
 
-def match_route(method: str, path: str, api_version: str = "") -> Target | None:
-    """The recorded target for a request, or None for anything forwarded untouched."""
-    if method != "POST":
-        return None
-    for api, pattern in _PATTERNS:
-        found = pattern.match(path)
-        if found:
-            groups = found.groupdict()
-            return Target(api, groups["route"], groups.get("deployment") or "", api_version)
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A recorded request: its target, the family and endpoint that own it, and the
+    path after the URL shape (which names the object for ``responses/{id}`` routes)."""
+
+    target: Target
+    family: Family
+    endpoint: Endpoint
+    subpath: str
+
+
+def match_route(method: str, path: str, api_version: str = "") -> Match | None:
+    """The recorded route of a request, or None for anything forwarded untouched."""
+    for api, shape in _SHAPES:
+        found = shape.fullmatch(path)
+        if found is None:
+            continue
+        subpath = found["sub"].rstrip("/")
+        owned = match_endpoint(method, subpath)
+        if owned is None:
+            return None
+        family, endpoint, _ = owned
+        deployment = found.groupdict().get("deployment") or ""
+        return Match(Target(api, endpoint.route, deployment, api_version), family, endpoint, subpath)
     return None

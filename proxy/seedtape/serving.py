@@ -7,11 +7,12 @@ process can take the port in between), and a clean shutdown.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import uvicorn
@@ -51,10 +52,64 @@ def run_server(app: Any, *, host: str, port: int, workers: int = 1, **options: A
 
 
 class _ThreadServer(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to the main thread's owner."""
+    """A uvicorn server for a background thread: no signal handlers, and a prompt stop.
+
+    uvicorn looks at ``should_exit`` every 0.1 s and, once stopping, sleeps a fixed
+    0.1 s before it waits for open connections: 0.16 s per stop, measured, and the
+    test suite starts and stops a few hundred of these (teardowns were 50 s of a
+    120 s run). :meth:`stop` wakes the main loop at once, and :meth:`shutdown` (the
+    same steps as uvicorn's, 0.30 to 0.54) waits for connections and tasks only as
+    long as they take. What is waited for is unchanged: requests in flight and
+    background tasks (up to ``timeout_graceful_shutdown``), then the app's lifespan
+    shutdown.
+    """
+
+    _loop: asyncio.AbstractEventLoop | None = None
+    _wake: asyncio.Event | None = None
 
     def install_signal_handlers(self) -> None:  # older uvicorn; newer ones skip this off the main thread
         pass
+
+    def stop(self) -> None:
+        """Ask the server to exit; safe from any thread."""
+        self.should_exit = True
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with suppress(RuntimeError):  # the loop has already closed
+                loop.call_soon_threadsafe(wake.set)
+
+    async def main_loop(self) -> None:
+        """uvicorn's loop (``on_tick`` every 0.1 s until it says exit), woken early by :meth:`stop`."""
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + 1) % 864000
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=0.1)
+            should_exit = await self.on_tick(counter)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's shutdown, polling every 5 ms where it sleeps 0.1 s."""
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()  # idle keep-alive connections close now, busy ones after their response
+        try:
+            await asyncio.wait_for(self._drain(), timeout=self.config.timeout_graceful_shutdown)
+        except TimeoutError:
+            for task in self.server_state.tasks:
+                task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
+        if not self.force_exit:
+            await self.lifespan.shutdown()
+
+    async def _drain(self) -> None:
+        while (self.server_state.connections or self.server_state.tasks) and not self.force_exit:
+            await asyncio.sleep(0.005)
+        for server in self.servers:
+            await server.wait_closed()
 
 
 @contextmanager
@@ -79,6 +134,6 @@ def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0, **options:
     try:
         yield f"http://{host}:{port}"
     finally:
-        server.should_exit = True
+        server.stop()
         thread.join(timeout=10)
         sock.close()

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from seedtape.episode import DONE
+# The chat and legacy completions streams' last event; the Responses API sends none.
+DONE = "[DONE]"
 
 
 def encode_event(data: Any, event: str | None = None) -> bytes:

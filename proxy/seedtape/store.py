@@ -8,7 +8,7 @@ derived data; deleting them loses nothing.
 
 The diskcache tier only holds recordings of ``DISK_TIER_MIN_BYTES`` or more. For a
 typical chat completion (a 2 KB file) reading and encoding the file takes ~25 us while
-a diskcache miss plus its write takes ~80 us and a hit ~17 us (bench/README figures),
+a diskcache miss plus its write takes ~80 us and a hit ~17 us (docs/performance.md),
 so small files are read straight from the cassette folder; big ones (long streams,
 embeddings) are where parsing costs more than sqlite, and there the tier pays.
 Nothing is read at start: a lookup is one ``stat`` and, the first time, one file read.

@@ -1,7 +1,7 @@
 """client_shim: real openai clients on the in-process proxy, offline, on both HTTP stacks (issue 5, item 1).
 
 Cassettes are recorded once per module through the in-process proxy in auto mode
-against a fake upstream; every replay test then runs with the network refused at the
+against the simulator; every replay test then runs with the network refused at the
 socket level and a fresh, empty cache directory, so what it gets can only come from
 the cassette folder.
 """
@@ -34,7 +34,7 @@ from client_shim import (
 from seedtape.app import create_app
 from seedtape.config import Settings
 from seedtape.serving import serve_in_thread
-from tests.fake_upstream import FakeUpstream
+from seedtape.sim.simulator import SimConfig, Simulator, create_simulator
 
 PANDA = [
     {"role": "system", "content": "You always produce 3-sentence answers."},
@@ -45,6 +45,16 @@ SYNC_KINDS = ("openai", "azure")
 ASYNC_KINDS = ("async_openai", "async_azure")
 STACKS = ("httpx2", "httpx")
 CLASSES = {"openai": openai.OpenAI, "azure": openai.AzureOpenAI, "async_openai": openai.AsyncOpenAI, "async_azure": openai.AsyncAzureOpenAI}
+ENTROPY_SEED = 5  # the simulator's unseeded draws, fixed so "two different stories" holds on every run
+
+
+def simulator() -> Simulator:
+    """The upstream: the built-in simulator, keeping what it receives (``.received``)."""
+    return create_simulator(SimConfig(keep_requests=True), entropy_seed=ENTROPY_SEED)
+
+
+def upstream_of(sim: Simulator) -> httpx.ASGITransport:
+    return httpx.ASGITransport(app=sim.app)
 
 
 @pytest.fixture
@@ -112,18 +122,16 @@ class Recorded:
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
     """Record a plain and a streamed answer for the OpenAI and the Azure API shapes."""
     root = tmp_path_factory.mktemp("recorded")
-    fake = FakeUpstream()
+    sim = simulator()
     result = Recorded(root / "cassettes")
-    proxy = InProcessProxy(
-        mode="auto", cassettes_dir=result.cassettes, cache_dir=root / "cache", upstream_transport=httpx.ASGITransport(fake.app)
-    )
+    proxy = InProcessProxy(mode="auto", cassettes_dir=result.cassettes, cache_dir=root / "cache", upstream_transport=upstream_of(sim))
     with proxy:
         for kind in SYNC_KINDS:
             client = make_client(proxy, kind)
             result.expected[(api_of(kind), False)] = client.chat.completions.create(**request(False)).model_dump()
             result.expected[(api_of(kind), True)] = [c.model_dump() for c in client.chat.completions.create(**request(True))]
         assert proxy.stats()["recorded"] == 4
-    assert len(fake.calls) == 4
+    assert sim.calls == len(sim.received) == 4
     assert len(list(result.cassettes.rglob("*.json"))) == 4
     return result
 
@@ -135,10 +143,12 @@ def replay_proxy(recorded: Recorded, tmp_path: Path, http: str) -> InProcessProx
     return InProcessProxy(cassettes_dir=cassettes, cache_dir=tmp_path / "cache", http=http)
 
 
-def check_stream(chunks: list[Any], expected: list[dict[str, Any]]) -> None:
-    assert [c.model_dump() for c in chunks] == expected
+def check_stream(chunks: list[Any], recorded: Recorded, api: str) -> None:
+    assert [c.model_dump() for c in chunks] == recorded.expected[(api, True)]
     assert chunks[-1].choices == [] and chunks[-1].usage is not None  # include_usage's final chunk
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).startswith("Answer ")
+    # The streamed text is the upstream's answer: the same seeded story as the plain request's.
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text and text == recorded.expected[(api, False)]["choices"][0]["message"]["content"]
 
 
 # Replay, offline -----------------------------------------------------------------------
@@ -155,7 +165,7 @@ def test_sync_clients_replay_offline(kind: str, http: str, stream: bool, recorde
         assert raw.headers["x-seedtape-cache"] == "hit"
         answer = raw.parse()
         if stream:
-            check_stream(list(answer), recorded.expected[(api_of(kind), True)])
+            check_stream(list(answer), recorded, api_of(kind))
         else:
             assert answer.model_dump() == recorded.expected[(api_of(kind), False)]
         assert proxy.stats()["upstream_calls"] == 0
@@ -178,7 +188,7 @@ async def test_async_clients_replay_offline(
         assert raw.headers["x-seedtape-cache"] == "hit"
         answer = raw.parse()  # the legacy raw-response API parses synchronously
         if stream:
-            check_stream([chunk async for chunk in answer], recorded.expected[(api_of(kind), True)])
+            check_stream([chunk async for chunk in answer], recorded, api_of(kind))
         else:
             assert answer.model_dump() == recorded.expected[(api_of(kind), False)]
         assert proxy.stats()["upstream_calls"] == 0
@@ -206,14 +216,12 @@ def test_replay_never_forwards_other_routes(recorded: Recorded, tmp_path: Path, 
 # Episodes across clients of one proxy ------------------------------------------------------
 def test_episode_counters_are_shared_by_every_client_of_a_proxy(tmp_path: Path, no_network: list[str]) -> None:
     """Two unseeded identical requests are two episodes, whichever clients send them."""
-    fake = FakeUpstream()
+    sim = simulator()
     unseeded = {"model": MODEL, "messages": PANDA, "temperature": 0.7}
-    with InProcessProxy(
-        mode="auto", cassettes_dir=tmp_path / "c", cache_dir=tmp_path / "k", upstream_transport=httpx.ASGITransport(fake.app)
-    ) as proxy:
+    with InProcessProxy(mode="auto", cassettes_dir=tmp_path / "c", cache_dir=tmp_path / "k", upstream_transport=upstream_of(sim)) as proxy:
         first = proxy.openai().chat.completions.create(**unseeded).choices[0].message.content
         second = asyncio.run(proxy.async_openai().chat.completions.create(**unseeded)).choices[0].message.content
-    assert first != second and len(fake.calls) == 2
+    assert first != second and sim.calls == 2
 
     with InProcessProxy(cassettes_dir=tmp_path / "c", cache_dir=tmp_path / "k2") as proxy:
 
@@ -224,18 +232,16 @@ def test_episode_counters_are_shared_by_every_client_of_a_proxy(tmp_path: Path, 
 
         assert asyncio.run(two_async_clients()) == [first, second]
         assert proxy.openai().chat.completions.create(**unseeded).choices[0].message.content == second  # past the end: the last
-    assert len(fake.calls) == 2
+    assert sim.calls == 2
 
 
 def test_azure_deployment_names_reach_the_proxy_decoded_on_both_paths(tmp_path: Path, no_network: list[str]) -> None:
     """The sync transport decodes the path like ASGITransport does, so both find the same key."""
-    fake = FakeUpstream()
+    sim = simulator()
     params = {"model": "my deployment", "messages": PANDA, "seed": 1}
-    with InProcessProxy(
-        mode="auto", cassettes_dir=tmp_path / "c", cache_dir=tmp_path / "k", upstream_transport=httpx.ASGITransport(fake.app)
-    ) as proxy:
+    with InProcessProxy(mode="auto", cassettes_dir=tmp_path / "c", cache_dir=tmp_path / "k", upstream_transport=upstream_of(sim)) as proxy:
         recorded = asyncio.run(proxy.async_azure().chat.completions.create(**params)).choices[0].message.content
-    assert fake.calls[0]["path"] == "/openai/deployments/my deployment/chat/completions"
+    assert [r.path for r in sim.received] == ["/openai/deployments/my deployment/chat/completions"]
     with InProcessProxy(cassettes_dir=tmp_path / "c", cache_dir=tmp_path / "k") as proxy:
         assert proxy.azure().chat.completions.create(**params).choices[0].message.content == recorded
 
@@ -324,26 +330,25 @@ def ask_openai_from_env() -> Any:
 
 def test_seedtape_env_with_a_third_party_client_on_a_real_proxy(tmp_path: Path) -> None:
     """pydantic-ai, pointed at a uvicorn-served proxy by the environment alone: record, then replay."""
-    fake = FakeUpstream()
+    sim = simulator()
     common = {"cassettes_dir": tmp_path / "cassettes", "cache_dir": tmp_path / "cache"}
-    recording = create_app(
-        Settings(mode="auto", upstream="http://fake.upstream", **common), upstream_transport=httpx.ASGITransport(fake.app)
-    )
+    recording = create_app(Settings(mode="auto", upstream="http://sim.upstream", **common), upstream_transport=upstream_of(sim))
     with serve_in_thread(recording) as url, seedtape_env(url, api_key="sk-test", api_version="2024-06-01"):
         answers = [ask_pydantic_ai(azure=False), ask_pydantic_ai(azure=True), ask_openai_from_env()]
-    assert [call["path"] for call in fake.calls] == [
+    assert [call.path for call in sim.received] == [
         "/v1/chat/completions",
         f"/openai/deployments/{MODEL}/chat/completions",
         "/v1/chat/completions",
     ]
-    assert answers[0].startswith("Answer ") and answers[1].startswith("Answer ")
+    # The upstream's answers: one seeded request (same messages, seed, temperature) through three clients, one story.
+    assert "panda" in answers[0] and answers[0] == answers[1] == answers[2].choices[0].message.content
 
     replaying = create_app(Settings(mode="replay", upstream="http://127.0.0.1:9", **common))
     with serve_in_thread(replaying) as url, seedtape_env(url, api_key="sk-other", api_version="2024-06-01"):
         again = [ask_pydantic_ai(azure=False), ask_pydantic_ai(azure=True), ask_openai_from_env()]
     assert again[:2] == answers[:2]
     assert again[2].model_dump() == answers[2].model_dump()
-    assert len(fake.calls) == 3  # the replay did not reach upstream
+    assert sim.calls == 3  # the replay did not reach upstream
     assert replaying.state.engine.coordinator.stats()["hits"] == 3
 
 
@@ -361,10 +366,10 @@ def test_third_party_client_on_the_in_process_proxy(tmp_path: Path, no_network: 
 
         return asyncio.run(run())
 
-    fake = FakeUpstream()
+    sim = simulator()
     folders = {"cassettes_dir": tmp_path / "c", "cache_dir": tmp_path / "k"}
-    with InProcessProxy(mode="auto", upstream_transport=httpx.ASGITransport(fake.app), **folders) as proxy:
+    with InProcessProxy(mode="auto", upstream_transport=upstream_of(sim), **folders) as proxy:
         recorded = ask(proxy)
     with InProcessProxy(**folders) as proxy:
         assert ask(proxy) == recorded
-    assert len(fake.calls) == 1 and no_network == []
+    assert sim.calls == 1 and no_network == []

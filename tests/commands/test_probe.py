@@ -1,28 +1,19 @@
-"""``seedtape probe`` end to end through the real OpenAI SDK.
+"""``seedtape probe`` end to end through the real OpenAI SDK, against the simulator.
 
-The upstream here is a tiny fake served by uvicorn on 127.0.0.1 in a thread: seeded
-requests get the same story, unseeded ones a random one, like the seed documents show.
-It stands in for ``seedtape.simulator.create_simulator()`` (being built in parallel);
-switching is a matter of changing the ``upstream`` fixture's app.
+The simulator is served by uvicorn on 127.0.0.1 in a thread and keeps the requests it
+receives: seeded requests get the same story, unseeded ones share an opening and then
+diverge, like the seed documents show. Its unseeded draws are fixed (``entropy_seed``)
+so the counts of distinct answers below are the same on every run.
+(tests/commands/test_probe_sim.py runs the ``probe`` command itself on ``--upstream sim``.)
 """
 
 from __future__ import annotations
 
 import json
-import random
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import openai
 import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from seedtape.commands.probe import (
     DEFAULT_PROMPT,
@@ -34,112 +25,34 @@ from seedtape.commands.probe import (
     render_probe,
     run_probe,
 )
+from seedtape.serving import serve_in_thread
+from seedtape.sim.simulator import SimConfig, Simulator, create_simulator
 from tests.drift._episodes import STORY_A, STORY_B
 
-VOCABULARY = [
-    "bamboo",
-    "forest",
-    "panda",
-    "tree",
-    "leaf",
-    "river",
-    "moon",
-    "quiet",
-    "bright",
-    "small",
-    "curious",
-    "brave",
-    "sleepy",
-    "gentle",
-    "mountain",
-    "snow",
-    "friend",
-    "song",
-    "path",
-    "stone",
-    "cloud",
-    "wind",
-    "grove",
-    "secret",
-    "snack",
-    "spot",
-    "monkey",
-    "feast",
-    "legend",
-    "night",
-    "morning",
-]
+ENTROPY_SEED = 20240601  # the simulator's unseeded draws (see the module docstring)
 
 
-@dataclass
-class FakeUpstream:
-    """Knobs and a record of what the fake saw."""
-
-    fingerprints: list[str] = field(default_factory=lambda: ["fp_fake0001"])
-    fail_every: int = 0
-    bodies: list[dict[str, Any]] = field(default_factory=list)
-    modes: list[str | None] = field(default_factory=list)
-    url: str = ""
-
-    def story(self, body: dict[str, Any]) -> str:
-        rng = random.Random(body["seed"]) if body.get("seed") is not None else random.Random()
-        length = min(int(body.get("max_tokens") or 40), 40)
-        return "Once upon a time a red panda " + " ".join(rng.choice(VOCABULARY) for _ in range(length))
-
-
-def _app(state: FakeUpstream) -> Starlette:
-    async def chat(request: Request) -> JSONResponse:
-        body = await request.json()
-        state.bodies.append(body)
-        state.modes.append(request.headers.get("x-seedtape-mode"))
-        number = len(state.bodies)
-        if state.fail_every and number % state.fail_every == 0:
-            return JSONResponse({"error": {"message": "slow down, key sk-abc***", "type": "rate_limit", "code": "429"}}, status_code=429)
-        return JSONResponse(
-            {
-                "id": f"chatcmpl-{number}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": body["model"],
-                "system_fingerprint": state.fingerprints[(number - 1) % len(state.fingerprints)],
-                "choices": [
-                    {
-                        "index": 0,
-                        "finish_reason": "stop",
-                        "message": {"role": "assistant", "content": state.story(body)},
-                    }
-                ],
-                "usage": {"prompt_tokens": 20, "completion_tokens": 40, "total_tokens": 60},
-            }
-        )
-
-    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+def shared_opening(texts: list[str]) -> int:
+    """How many words all the texts start with."""
+    words = [text.split() for text in texts]
+    count = 0
+    while all(len(w) > count for w in words) and len({w[count] for w in words}) == 1:
+        count += 1
+    return count
 
 
 @pytest.fixture
-def upstream() -> Iterator[FakeUpstream]:
-    state = FakeUpstream()
-    server = uvicorn.Server(uvicorn.Config(_app(state), host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "fake upstream did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    state.url = f"http://127.0.0.1:{port}/v1"
-    yield state
-    server.should_exit = True
-    thread.join(10)
+def upstream() -> Simulator:
+    return create_simulator(SimConfig(keep_requests=True), entropy_seed=ENTROPY_SEED)
 
 
 @pytest.fixture
-def client(upstream: FakeUpstream) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=upstream.url, api_key="sk-test-not-a-secret", max_retries=0) as sdk:
+def client(upstream: Simulator) -> Iterator[openai.OpenAI]:
+    with serve_in_thread(upstream.app) as url, openai.OpenAI(base_url=url + "/v1", api_key="sk-test-not-a-secret", max_retries=0) as sdk:
         yield sdk
 
 
-def test_probe_shows_seeded_identical_unseeded_varying(client: openai.OpenAI, upstream: FakeUpstream) -> None:
+def test_probe_shows_seeded_identical_unseeded_varying(client: openai.OpenAI, upstream: Simulator) -> None:
     calls: list[tuple[str, int, int]] = []
     result = run_probe(client, "gpt-4o", n=4, progress=lambda arm, done, total: calls.append((arm, done, total)))
     seeded, unseeded = result.arm("seeded"), result.arm("unseeded")
@@ -147,14 +60,16 @@ def test_probe_shows_seeded_identical_unseeded_varying(client: openai.OpenAI, up
     assert seeded.first_divergence is None and seeded.diff is None
     assert unseeded.distinct == 4 and unseeded.exact_match_rate == 0.0
     assert 0 < unseeded.mean_similarity < 1
-    # The shared opening "Once upon a time a red panda" is 7 words.
-    assert unseeded.first_divergence is not None and unseeded.first_divergence >= 7
+    # Unseeded answers share an opening ("In the snowy hills of ..."), and the divergence is counted after it.
+    opening = shared_opening(unseeded.texts)
+    assert opening > 0 and unseeded.first_divergence is not None and unseeded.first_divergence >= opening
     assert unseeded.diff is not None and unseeded.diff["pair"] == [1, 2]
-    assert result.fingerprints == {"fp_fake0001": 8}
+    assert result.fingerprints == {"fp_sim0001": 8}
     # Requests: the documents' defaults, seed only in the seeded arm, never recorded by a proxy.
-    assert upstream.modes == ["passthrough"] * 8
-    assert [b.get("seed") for b in upstream.bodies] == [None] * 4 + [42] * 4
-    first = upstream.bodies[0]
+    assert [r.headers.get("x-seedtape-mode") for r in upstream.received] == ["passthrough"] * 8
+    bodies = [r.body for r in upstream.received]
+    assert [b.get("seed") for b in bodies] == [None] * 4 + [42] * 4
+    first = bodies[0]
     assert first["messages"] == [
         {"role": "system", "content": DEFAULT_SYSTEM},
         {"role": "user", "content": DEFAULT_PROMPT},
@@ -169,7 +84,7 @@ def test_probe_render_text_and_json(client: openai.OpenAI) -> None:
     assert "seeded arm: all 3 outputs identical" in text
     assert "unseeded arm: 3 distinct of 3" in text
     assert "[-" in text and "{+" in text
-    assert "max_tokens 12" in text and "fp_fake0001 x3" in text
+    assert "max_tokens 12" in text and "fp_sim0001 x3" in text
     assert "with seed=7 all 3 outputs were identical" in text
     assert "\x1b[" not in text
     document = json.loads(render_probe(result, json=True))
@@ -178,18 +93,24 @@ def test_probe_render_text_and_json(client: openai.OpenAI) -> None:
     assert document["arms"][1]["distinct"] == 1 and len(document["arms"][1]["samples"]) == 3
 
 
-def test_probe_shows_a_rotated_fingerprint(client: openai.OpenAI, upstream: FakeUpstream) -> None:
-    upstream.fingerprints = ["fp_before", "fp_after"]
-    result = run_probe(client, "gpt-4o", n=2)
+def test_probe_shows_a_rotated_fingerprint(client: openai.OpenAI, upstream: Simulator) -> None:
+    def alternate(arm: str, done: int, total: int) -> None:  # fp_before, fp_after, fp_before, fp_after
+        upstream.rotate_fingerprint("fp_after" if done % 2 else "fp_before")
+
+    result = run_probe(client, "gpt-4o", n=2, progress=alternate)
     assert result.arm("seeded").fingerprints == {"fp_before": 1, "fp_after": 1}
     assert "Several system_fingerprints seen" in render_probe(result)
 
 
-def test_probe_keeps_going_on_errors_without_leaking_messages(client: openai.OpenAI, upstream: FakeUpstream) -> None:
-    upstream.fail_every = 3
-    result = run_probe(client, "gpt-4o", n=3)
+def test_probe_keeps_going_on_errors_without_leaking_messages(client: openai.OpenAI, upstream: Simulator) -> None:
+    def fail_every_third(arm: str, done: int, total: int) -> None:
+        if done % 3 == 2:  # requests 3 and 6: the last of each arm
+            upstream.inject({"status": 429, "message": "slow down, key sk-abc***"})
+
+    result = run_probe(client, "gpt-4o", n=3, progress=fail_every_third)
+    assert upstream.calls == 6 and upstream.calls_by_route["chat/completions"] == 6
     assert result.arm("unseeded").errors == 1 and result.arm("seeded").errors == 1
-    assert result.arm("seeded").samples[2].error == "RateLimitError (HTTP 429, 429)"
+    assert result.arm("seeded").samples[2].error == "RateLimitError (HTTP 429, rate_limit_exceeded)"
     assert result.arm("seeded").distinct == 1
     rendered = render_probe(result) + render_probe(result, json=True)
     assert "sk-abc" not in rendered and "sk-test" not in rendered

@@ -1,4 +1,4 @@
-"""Drift semantics on crafted recorded/live pairs (DESIGN.md "Drift (verify)", issue 4)."""
+"""Drift semantics on crafted recorded/live pairs (docs/design.md, "Drift (verify)"; issue 4)."""
 
 from __future__ import annotations
 

@@ -191,6 +191,7 @@ def test_junit_survives_control_characters() -> None:
     lxml_etree.XMLSchema(lxml_etree.parse(str(XSD))).assertValid(lxml_etree.fromstring(_junit([entry], {"content"}).encode()))
 
 
+@pytest.mark.slow  # runs pytest in a subprocess
 def test_schema_accepts_what_pytest_itself_writes(tmp_path: Path) -> None:
     """Keeps the vendored schema honest: pytest's own xunit2 output must validate."""
     (tmp_path / "test_sample.py").write_text(

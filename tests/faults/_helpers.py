@@ -1,12 +1,12 @@
-"""Helpers for the fault-injection suite: a real ``seedtape serve`` process, an echo
-upstream, OpenAI-shaped error checks and a byte scanner for secrets.
+"""Helpers for the fault-injection suite: a real ``seedtape serve`` process,
+OpenAI-shaped error checks and a byte scanner for secrets (the upstream is the
+simulator, from tests/conftest.py).
 
 Everything listens on 127.0.0.1 only, and every wait is bounded in time.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -20,10 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
 
 PANDA = [
     {"role": "system", "content": "You always produce 3-sentence answers."},
@@ -144,84 +140,6 @@ def serving(args: Sequence[str], cwd: Path, log: Path, **options: Any) -> Iterat
         yield server
     finally:
         server.stop()
-
-
-def chat_completion(content: str, model: str = "echo-1") -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-echo",
-        "object": "chat.completion",
-        "created": 1700000000,
-        "model": model,
-        "system_fingerprint": "fp_echo",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop", "logprobs": None}],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-    }
-
-
-def echo_upstream(seen: list[dict[str, Any]] | None = None) -> Starlette:
-    """An upstream that answers anything well-formed and repeats the last user message.
-
-    Deterministic, never 5xx: a failure seen through the proxy is the proxy's. It
-    records every request's headers in ``seen`` (to check what was forwarded).
-    """
-
-    async def answer(request: Request) -> Response:
-        raw = await request.body()
-        if seen is not None:
-            seen.append({"path": request.url.path, "headers": dict(request.headers)})
-        try:
-            body = json.loads(raw) if raw else {}
-        except ValueError:
-            body = {}
-        if not isinstance(body, dict):
-            body = {}
-        messages = body.get("messages") if isinstance(body.get("messages"), list) else []
-        last = messages[-1] if messages and isinstance(messages[-1], dict) else {}
-        content = last.get("content") if isinstance(last.get("content"), str) else "echo"
-        if body.get("stream") is True:
-            chunks = [
-                {
-                    "id": "c1",
-                    "object": "chat.completion.chunk",
-                    "created": 1,
-                    "model": "echo-1",
-                    "system_fingerprint": "fp_echo",
-                    "choices": [{"index": 0, "delta": {"role": "assistant", "content": piece}, "finish_reason": None}],
-                }
-                for piece in (content[: len(content) // 2], content[len(content) // 2 :])
-            ]
-            chunks.append(
-                {
-                    "id": "c1",
-                    "object": "chat.completion.chunk",
-                    "created": 1,
-                    "model": "echo-1",
-                    "system_fingerprint": "fp_echo",
-                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-                }
-            )
-            frames = [f"data: {json.dumps(c)}\n\n".encode() for c in chunks] + [b"data: [DONE]\n\n"]
-
-            async def events() -> Any:
-                for frame in frames:
-                    yield frame
-
-            return StreamingResponse(events(), media_type="text/event-stream")
-        return JSONResponse(chat_completion(content))
-
-    async def not_found(request: Request) -> Response:
-        if seen is not None:
-            seen.append({"path": request.url.path, "headers": dict(request.headers)})
-        return JSONResponse({"error": {"message": "no such route", "type": "invalid_request_error", "param": None, "code": None}}, 404)
-
-    return Starlette(
-        routes=[
-            Route("/v1/chat/completions", answer, methods=["POST"]),
-            Route("/openai/v1/chat/completions", answer, methods=["POST"]),
-            Route("/openai/deployments/{name}/chat/completions", answer, methods=["POST"]),
-            Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
-        ]
-    )
 
 
 def secret_variants(secret: str) -> list[bytes]:

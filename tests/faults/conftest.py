@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,7 @@ from click.testing import CliRunner, Result
 
 from seedtape.cli import main
 from seedtape.commands.serve import SETTINGS_ENV
-from seedtape.serving import serve_in_thread
-from tests.faults._helpers import echo_upstream
+from seedtape.sim.simulator import Simulator
 
 
 @pytest.fixture
@@ -51,7 +50,8 @@ def serve_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., 
 
 
 @pytest.fixture
-def echo_seen() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    seen: list[dict[str, Any]] = []
-    with serve_in_thread(echo_upstream(seen)) as url:
-        yield url, seen
+def echo_sim(sim: Simulator) -> Simulator:
+    """The simulator behind ``proxy_factory``, answering with the prompt and keeping
+    every request it receives (``sim.received``), to check what the proxy forwarded."""
+    sim.update_config({"echo": True, "keep_requests": True})
+    return sim

@@ -84,6 +84,7 @@ def check_distinct_burst(responses: list[httpx.Response], cassettes: Path) -> No
 # --------------------------------------------------------------------------- one process
 
 
+@pytest.mark.slow  # 200 threads
 def test_200_identical_concurrent_requests_make_one_upstream_call(proxy_factory: Callable[..., RunningProxy], sim: Any) -> None:
     sim.update_config({"first_byte_delay_ms": 300.0})  # everyone arrives while the first is in flight
     proxy = proxy_factory(mode="auto")
@@ -109,6 +110,7 @@ def streamed_text(response: httpx.Response) -> str:
     return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
 
 
+@pytest.mark.slow  # 200 threads, 200 recordings
 def test_200_distinct_concurrent_requests_make_200_intact_recordings(proxy_factory: Callable[..., RunningProxy], sim: Any) -> None:
     proxy = proxy_factory(mode="auto")
     responses = asyncio.run(fire(proxy.url, [seeded(i) for i in range(N)]))
@@ -191,6 +193,7 @@ def spawn(target: Callable[..., None], *args: Any) -> multiprocessing.process.Ba
     return process
 
 
+@pytest.mark.slow  # spawns processes
 def test_occurrence_counters_are_atomic_across_processes(tmp_path: Path) -> None:
     WorkerCoordinator.prepare(tmp_path)
     queue = multiprocessing.get_context("spawn").Queue()
@@ -201,6 +204,7 @@ def test_occurrence_counters_are_atomic_across_processes(tmp_path: Path) -> None
     assert sorted(taken) == list(range(1, 401)), "every number handed out exactly once"
 
 
+@pytest.mark.slow  # spawns processes
 def test_key_lock_excludes_across_processes(tmp_path: Path) -> None:
     counter = tmp_path / "counter"
     counter.write_text("0")
@@ -213,6 +217,7 @@ def test_key_lock_excludes_across_processes(tmp_path: Path) -> None:
     assert list((tmp_path / "coordination" / "locks").glob("*.lock")) == [], "lock files do not pile up"
 
 
+@pytest.mark.slow  # spawns and kills a process
 @pytest.mark.anyio
 async def test_a_killed_lock_holder_does_not_leave_the_key_locked(tmp_path: Path) -> None:
     ready = tmp_path / "ready"

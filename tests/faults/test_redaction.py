@@ -10,6 +10,7 @@ import httpx
 import pytest
 from click.testing import Result
 
+from seedtape.sim.simulator import Simulator
 from tests.conftest import OPENAI_KEY, RunningProxy
 from tests.faults._helpers import assert_openai_error, cassette_files
 
@@ -33,10 +34,9 @@ def private_body(card: str = CARD, stream: bool = False) -> dict[str, Any]:
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_redaction_rewrites_what_is_stored_and_matching_still_works(
-    stream: bool, proxy_factory: Callable[..., RunningProxy], echo_seen: tuple[str, list[dict[str, Any]]]
+    stream: bool, proxy_factory: Callable[..., RunningProxy], echo_sim: Simulator
 ) -> None:
-    upstream, seen = echo_seen
-    proxy = proxy_factory(mode="auto", upstream=upstream, **REDACT)
+    proxy = proxy_factory(mode="auto", **REDACT)
     auth = {"authorization": f"Bearer {OPENAI_KEY}"}
     live = httpx.post(proxy.url + CHAT, json=private_body(stream=stream), headers=auth)
     assert live.headers["x-seedtape-cache"] == "recorded" and CARD in live.text, "the live answer is the client's own"
@@ -58,17 +58,14 @@ def test_redaction_rewrites_what_is_stored_and_matching_still_works(
         proxy.url + CHAT, json=private_body(card="5500-0000-0000-0004", stream=stream), headers={**auth, "x-seedtape-mode": "replay"}
     )
     assert_openai_error(other, 404, "seedtape_cassette_miss")  # redaction never merges distinct requests
-    assert len(seen) == 1
+    assert len(echo_sim.received) == echo_sim.calls == 1
 
 
-def test_verify_compares_redacted_with_redacted(
-    proxy_factory: Callable[..., RunningProxy], echo_seen: tuple[str, list[dict[str, Any]]]
-) -> None:
-    upstream, _ = echo_seen
-    recorder = proxy_factory(mode="record", upstream=upstream, **REDACT)
+def test_verify_compares_redacted_with_redacted(proxy_factory: Callable[..., RunningProxy], echo_sim: Simulator) -> None:
+    recorder = proxy_factory(mode="record", **REDACT)
     auth = {"authorization": f"Bearer {OPENAI_KEY}"}
     httpx.post(recorder.url + CHAT, json=private_body(), headers=auth)
-    verify = proxy_factory(mode="verify", upstream=upstream, cache_dir=recorder.settings.cache_dir, **REDACT)
+    verify = proxy_factory(mode="verify", cache_dir=recorder.settings.cache_dir, **REDACT)
     checked = httpx.post(verify.url + CHAT, json=private_body(), headers=auth)
     assert checked.headers["x-seedtape-drift"] == "none", "a redacted field is not drift"
     log = (recorder.settings.cache_dir / "drift.jsonl").read_text()

@@ -14,6 +14,7 @@ from click.testing import Result
 from client_shim import azure_client, openai_client
 from seedtape import security
 from seedtape.config import Settings
+from seedtape.sim.simulator import Simulator
 from tests.conftest import AZURE_KEY, OPENAI_KEY, RunningProxy
 from tests.faults._helpers import PANDA, assert_openai_error, cassette_files, closed_port_url
 
@@ -68,11 +69,9 @@ def test_settings_never_hold_the_token_in_clear() -> None:
 # --------------------------------------------------------------------------- the token
 
 
-def test_token_is_required_checked_and_never_forwarded(
-    proxy_factory: Callable[..., RunningProxy], echo_seen: tuple[str, list[dict[str, Any]]]
-) -> None:
-    upstream, seen = echo_seen
-    proxy = proxy_factory(mode="auto", upstream=upstream, auth_token=TOKEN)
+def test_token_is_required_checked_and_never_forwarded(proxy_factory: Callable[..., RunningProxy], echo_sim: Simulator) -> None:
+    seen = echo_sim.received
+    proxy = proxy_factory(mode="auto", auth_token=TOKEN)
     body = {"model": "m", "messages": PANDA, "seed": 1}
     auth = {"authorization": f"Bearer {OPENAI_KEY}"}
 
@@ -87,12 +86,13 @@ def test_token_is_required_checked_and_never_forwarded(
 
     client = openai_client(proxy.url, api_key=OPENAI_KEY, default_headers={security.TOKEN_HEADER: TOKEN})
     assert client.chat.completions.create(**body).choices[0].message.content
-    assert httpx.get(proxy.url + "/v1/models", headers={**auth, security.TOKEN_HEADER: TOKEN}).status_code == 404  # forwarded
+    models = httpx.get(proxy.url + "/v1/models", headers={**auth, security.TOKEN_HEADER: TOKEN})
+    assert models.status_code == 200 and models.json()["object"] == "list"  # forwarded: the simulator's answer
     assert_openai_error(httpx.get(proxy.url + "/v1/models", headers=auth), 401)
-    assert [s["path"] for s in seen] == ["/v1/chat/completions", "/v1/models"]
+    assert [s.path for s in seen] == ["/v1/chat/completions", "/v1/models"]
     for request in seen:
-        assert security.TOKEN_HEADER not in request["headers"], "stripped like every x-seedtape-* header"
-        assert request["headers"]["authorization"] == f"Bearer {OPENAI_KEY}", "the credential still goes upstream"
+        assert security.TOKEN_HEADER not in request.headers, "stripped like every x-seedtape-* header"
+        assert request.headers["authorization"] == f"Bearer {OPENAI_KEY}", "the credential still goes upstream"
 
     assert httpx.get(proxy.url + "/_seedtape/health").status_code == 200, "readiness probes need no token"
     assert_openai_error(httpx.get(proxy.url + "/_seedtape/stats"), 401)

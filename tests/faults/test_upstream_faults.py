@@ -48,6 +48,7 @@ def test_connection_refused_is_an_openai_shaped_502(proxy_factory: Callable[...,
     assert cassette_files(proxy.settings.cassettes_dir) == []
 
 
+@pytest.mark.slow  # waits out the upstream timeout
 def test_timeout_is_a_504_after_upstream_timeout(proxy_factory: Callable[..., RunningProxy], sim: Any) -> None:
     proxy = proxy_factory(mode="auto", upstream_timeout=0.5)
     sim.inject({"kind": "delay", "ms": 1500})
@@ -116,7 +117,9 @@ FAULTS: dict[str, dict[str, Any]] = {
 
 
 @pytest.mark.parametrize("mode", ["record", "verify-update"])
-@pytest.mark.parametrize("name", sorted(FAULTS))
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n == "timeout" else n for n in sorted(FAULTS)]
+)  # timeout: waits it out
 def test_a_failure_never_overwrites_an_existing_recording(
     name: str, mode: str, proxy_factory: Callable[..., RunningProxy], sim: Any
 ) -> None:
@@ -145,6 +148,7 @@ def test_a_failure_never_overwrites_an_existing_recording(
 # --------------------------------------------------------------------------- the SDK's own retries
 
 
+@pytest.mark.slow  # waits two retry-after delays
 def test_sdk_retries_a_429_honouring_retry_after_and_only_the_success_is_recorded(
     proxy_factory: Callable[..., RunningProxy], sim: Any
 ) -> None:
@@ -188,6 +192,7 @@ def test_direct_and_proxied_retry_behaviour_is_the_same(proxy_factory: Callable[
     assert outcomes[0] == outcomes[1] and outcomes[0][0] == 3
 
 
+@pytest.mark.slow  # waits the SDK's backoff before retrying a 502
 def test_retried_attempts_do_not_shift_episode_numbers(proxy_factory: Callable[..., RunningProxy], sim: Any) -> None:
     """Re-recording rewrites episode n with the n-th request. A 429 on the first request
     and the SDK's retry must still rewrite episode 1 (not append a third), and a 502

@@ -479,6 +479,58 @@ def test_admin_routes(sim, sim_url):
     assert httpx.post(f"{sim_url}/_sim/reset").json()["pending_faults"] == []
 
 
+# --- options for tests of the proxy: echo, keep_requests ---------------------------------------
+
+
+def test_both_test_options_are_off_by_default(oai, sim):
+    assert (sim.config.echo, sim.config.keep_requests) == (False, False)
+    answer = text_of(oai.chat.completions.create(model="gpt-4o", messages=PANDA, seed=42))
+    assert answer != PANDA[-1]["content"] and sim.received == []
+
+
+def test_echo_answers_with_the_last_user_message_in_every_shape(oai, azure, sim, sim_url):
+    sim.update_config({"echo": True})
+    messages = [*PANDA, {"role": "assistant", "content": "Once."}, {"role": "user", "content": "My card is 4111; write to me."}]
+    plain = oai.chat.completions.create(model="gpt-4o", messages=messages)
+    assert text_of(plain) == "My card is 4111; write to me." and plain.system_fingerprint == "fp_sim0001"
+    stream = azure.chat.completions.create(model="gpt-4o", messages=PANDA, seed=1, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Create a story about red panda."
+    assert text_of(oai.chat.completions.create(model="gpt-4o", messages=PANDA, max_tokens=3)) == "Create a story"
+    legacy = oai.completions.create(model="gpt-35-turbo-instruct", prompt="Say this is a test", max_tokens=20)
+    assert legacy.choices[0].text == " Say this is a test"
+    assert httpx.post(f"{sim_url}/_sim/config", json={"echo": "yes"}).status_code == 400
+    sim.update_config({"echo": False})
+    assert text_of(oai.chat.completions.create(model="gpt-4o", messages=PANDA)) != "Create a story about red panda."
+
+
+def test_keep_requests_keeps_every_api_request_as_sent_in_memory_only(oai, sim, sim_url, caplog):
+    assert httpx.post(f"{sim_url}/_sim/config", json={"keep_requests": True}).json()["config"]["keep_requests"] is True
+    oai.with_options(default_headers={"x-extra": "1"}).chat.completions.create(model="gpt-4o", messages=PANDA, seed=42)
+    oai.models.list()
+    httpx.post(f"{sim_url}/nowhere", content=b"{not json", headers={"api-key": KEY})
+    httpx.post(f"{sim_url}/v1/embeddings", json={"model": "e", "input": "x"})  # refused: no key, still received
+    httpx.get(f"{sim_url}/_sim/state")  # admin routes are not API requests
+    chat, models, nowhere, refused = sim.received
+    assert (chat.method, chat.path, chat.body["seed"], chat.body["messages"]) == ("POST", "/v1/chat/completions", 42, PANDA)
+    assert chat.headers["authorization"] == f"Bearer {KEY}" and chat.headers["x-extra"] == "1"
+    assert (models.method, models.path, models.body) == ("GET", "/v1/models", None)
+    assert (nowhere.path, nowhere.body, nowhere.headers["api-key"]) == ("/nowhere", None, KEY)
+    assert refused.path == "/v1/embeddings" and "authorization" not in refused.headers and sim.calls == 2
+    for response in (httpx.get(f"{sim_url}/_sim/state"), httpx.post(f"{sim_url}/_sim/reset")):
+        assert KEY not in response.text, "kept for the test's eyes only"
+    assert KEY not in caplog.text and KEY not in json.dumps(list(sim.requests))
+    assert sim.received == [], "reset forgets them"
+
+
+def test_keep_requests_holds_a_bounded_number(sim, sim_url, monkeypatch):
+    monkeypatch.setattr("seedtape.sim.simulator.KEPT_REQUESTS", 3)
+    sim.config.keep_requests = True
+    with httpx.Client(base_url=sim_url) as client:
+        for n in range(5):
+            client.post(f"/v{n}/nowhere")
+    assert [r.path for r in sim.received] == ["/v2/nowhere", "/v3/nowhere", "/v4/nowhere"]
+
+
 # --- async, over sockets and in-process -------------------------------------------------------
 
 

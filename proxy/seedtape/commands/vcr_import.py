@@ -2,10 +2,12 @@
 
 Teams moving from vcrpy / pytest-recording already have recorded OpenAI and Azure
 exchanges in git. This module reads every dialect those files come in, normalises each
-exchange to one :class:`Interaction`, and writes the chat-completion, embeddings and
-completions ones as keyed seedtape recordings, so the proxy replays them to the real SDK.
+exchange to one :class:`Interaction`, and writes every exchange an API family records
+(chat and legacy completions, embeddings, moderations, Responses and the requests about
+a response by id, audio transcriptions and translations, speech, images) as keyed
+seedtape recordings, so the proxy replays them to the real SDK.
 
-Dialects read (see ``shared/corpus/vcr-openai/SOURCES.md`` for real examples):
+Dialects read (see ``tests/data/vcr-openai/SOURCES.md`` for real examples):
 
 - vcrpy ``version: 1``: ``request.body`` a string (plain, ``|-``/``|+`` block, folded
   single-quoted) or ``!!binary``; ``response.body.string`` likewise, possibly gzip with
@@ -15,13 +17,40 @@ Dialects read (see ``shared/corpus/vcr-openai/SOURCES.md`` for real examples):
 - the old vcrpy-httpx layout: ``response.content``, ``status_code``, ``http_version``;
 - dd-trace's one-interaction JSON ``{"request": {method, url, headers, body},
   "response": {status: {code}, headers, body}}``;
-- header values as lists or scalars, any header-name casing, ``headers: {}``, and
-  ``//openai/...`` double slashes in the URI.
+- header values as lists or scalars, any header-name casing, ``headers: {}``, a
+  lower-case ``method: post`` (openai 0.27's aiohttp recordings);
+- bodies compressed with gzip (found by its magic bytes, whatever the header says: a
+  recorder that decoded the body may have kept ``Content-Encoding``), deflate or
+  brotli (``Content-Encoding: br``, decoded with the ``brotli`` package).
+
+URL forms, beyond the four shapes the proxy serves (``routes.py``):
+
+- ``//openai/...`` double slashes (Azure endpoints written with a trailing slash);
+- a base path before a known API path: ``https://openrouter.ai/api/v1/chat/completions``
+  or ``/test/v1/chat/completions`` is keyed from its ``/v1/`` on (and a gateway's
+  ``/prefix/openai/deployments/...`` from its ``/openai/`` on), which is where an SDK
+  pointed at seedtape sends it;
+- the pre-1.0 ``/v1/engines/{engine}/embeddings`` and ``.../completions``: the engine
+  *is* the model, so the request is keyed as ``/v1/embeddings`` (``/v1/completions``)
+  with ``"model": "<engine>"`` put into the body when the body names no model. That is
+  the request a 1.x SDK sends for the same call, so it hits; the stored request shows
+  the model it was given.
 
 What is kept: only what the cassette format holds. Request headers are never stored
 (the cassette ``request`` is just api/route/deployment/api_version/body), response
 headers go through :func:`seedtape.headers.stored_response_headers` (an allow-list, so
 cookies, ``openai-organization`` and request ids are dropped).
+
+Request bodies are read the way the proxy reads them (``exchange.py``), so that the
+key is the one a replayed SDK request makes: JSON; a multipart form (audio, image
+edits) as its fields plus the SHA-256 of each file part, by ``form.read_form`` (the
+cassette keeps each file's hash, name, size and content type, never the bytes); and for
+a request about a response by id (``GET /v1/responses/{id}?stream=false``) the
+``{"method", "path", "query"}`` that ``exchange.object_body`` makes, whatever body the
+recorder wrote. Answers are stored as the recorder stores them (``episode.py``): JSON as
+``body``, a ``text/*`` answer of a family that answers text (transcriptions with
+``response_format=text``) as ``body_text``, audio as ``body_base64``, a stream as
+``events`` (with each event's SSE name, as the Responses API sends them).
 
 Choices worth knowing:
 
@@ -30,11 +59,15 @@ Choices worth knowing:
 - Non-2xx responses are imported as episodes (status + JSON body) by default because
   the tests that recorded them replay them as SDK exceptions; the proxy serves an
   episode's status. ``record_errors=False`` skips them instead.
-- A stream without ``data: [DONE]`` is skipped, like the proxy never records a broken
-  stream.
+- A stream is complete when its family says so (``stream_end``: ``data: [DONE]`` for
+  chat, ``response.completed`` / ``response.incomplete`` for Responses, which sends no
+  ``[DONE]``, ...). One that never gets there, or is ended by an error event first, is
+  skipped, like the proxy never records a broken stream.
 - ``recorded_at`` is taken from the response ``Date`` header when there is one, so a
   re-import of the same file writes the same bytes; otherwise it is the import time.
-- Identical requests become episodes 1, 2, ... in file order; with ``cassette=`` the
+- Identical requests become episodes 1, 2, ... in file order (the polls of a
+  ``background`` response, the same ``GET`` answered ``in_progress`` then
+  ``completed``, replay in that order); with ``cassette=`` the
   count runs across all files, in the order they are read. Episodes already in the
   target file are replaced by position (the n-th imported occurrence rewrites episode
   n), exactly like record mode, so importing twice does not grow the file.
@@ -52,8 +85,9 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+import brotli
 import httpx
 import yaml
 from httpx_sse import EventSource
@@ -68,8 +102,13 @@ from seedtape.cassette import (
     write_recording,
 )
 from seedtape.episode import DONE, make_episode
+from seedtape.errors import ProxyError
+from seedtape.exchange import object_body
+from seedtape.families import FAMILIES, Family, StreamEnd
+from seedtape.families.base import MULTIPART, NO_BODY
+from seedtape.form import read_form
 from seedtape.key import make_key
-from seedtape.routes import RECORDED_ROUTES, Target, match_route
+from seedtape.routes import Match, Target, match_route
 
 VCR_SUFFIXES = (".yaml", ".yml", ".json")
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-\[\]=+@,]")
@@ -103,8 +142,9 @@ class Interaction:
 
     @property
     def is_stream(self) -> bool:
-        """Server-Sent Events, by header or, when the header was scrubbed, by content."""
-        return "text/event-stream" in self.content_type.lower() or self.response_body.lstrip().startswith(b"data:")
+        """Server-Sent Events, by header or, when the header was scrubbed, by content
+        (chat streams start with ``data:``, Responses streams with ``event:``)."""
+        return "text/event-stream" in self.content_type.lower() or self.response_body.lstrip().startswith((b"data:", b"event:"))
 
     def request_json(self) -> Any:
         """The request body parsed as JSON (None when there is no body)."""
@@ -126,7 +166,7 @@ def load_interactions(path: Path) -> list[Interaction]:
     for number, item in enumerate(raw, start=1):
         try:
             interactions.append(_interaction(item))
-        except (ValueError, TypeError, KeyError, OSError, EOFError, zlib.error) as exc:
+        except (ValueError, TypeError, KeyError, OSError, EOFError, zlib.error, brotli.error) as exc:
             raise VcrImportError(f"{path}: interaction {number}: {exc}") from exc
     return interactions
 
@@ -225,19 +265,27 @@ def _body_of(side: Mapping[str, Any], *names: str) -> bytes | None:
 def _decode(body: bytes, headers: Mapping[str, str]) -> bytes:
     """Undo ``Content-Encoding`` when the stored bytes are still encoded.
 
-    Recorders that decode bodies (vcrpy's ``decode_compressed_response``) sometimes keep
-    the header, so the bytes are checked rather than the header trusted.
+    Recorders that decode bodies (vcrpy's ``decode_compressed_response``, the old
+    vcrpy-httpx ``content:``) sometimes keep the header, so the bytes are checked rather
+    than the header trusted: gzip by its magic bytes, deflate and brotli by whether they
+    decode (brotli has no magic bytes, and short brotli output can look like text).
     """
-    encoding = headers.get("content-encoding", "").lower()
+    encodings = [e.strip() for e in headers.get("content-encoding", "").lower().split(",")]
     if body[:2] == b"\x1f\x8b":
         return gzip.decompress(body)
-    if "deflate" in encoding and not _looks_textual(body):
+    if "deflate" in encodings and not _looks_textual(body):
         try:
             return zlib.decompress(body)
         except zlib.error:
             return zlib.decompress(body, -zlib.MAX_WBITS)  # raw deflate, as some servers send
-    if "br" in [e.strip() for e in encoding.split(",")] and not _looks_textual(body):
-        raise ValueError("brotli-compressed body: not supported (re-record with decode_compressed_response=True)")
+    if "br" in encodings and body:
+        try:
+            decoded: bytes = brotli.decompress(body)
+        except brotli.error:
+            if _looks_textual(body):
+                return body  # decoded at record time, header kept
+            raise ValueError("Content-Encoding: br, but the body is neither brotli nor text") from None
+        return decoded
     return body
 
 
@@ -311,67 +359,173 @@ class _Skip(Exception):
 @dataclass(slots=True)
 class _Converted:
     target: Target
-    body: dict[str, Any]
+    body: dict[str, Any]  # the request as the cassette stores it
+    key: str
     episode: dict[str, Any]
 
 
-def _convert(interaction: Interaction, *, record_errors: bool = True) -> _Converted:
+# Where a known API path can start inside a longer one: ``/v1/`` or ``/openai/``.
+_API_START = re.compile(r"/+(?=(?:v1|openai)/)")
+# The pre-1.0 SDK's ``/v1/engines/{engine}/...``: the engine is the model.
+_ENGINE = re.compile(r"/+v1/+engines/+(?P<engine>[^/]+)/+")
+
+
+def _match(method: str, path: str, api_version: str) -> tuple[Match, str | None] | None:
+    """The recorded route of a path as a recorder saw it, and the engine its URL named.
+
+    The path as it is first; then from each ``/v1/`` or ``/openai/`` on, leftmost first
+    (a base path before a known API path); then the same with ``/v1/engines/{engine}/``
+    read as ``/v1/``.
+    """
+    found = _match_from_api_start(method, path, api_version)
+    if found is not None:
+        return found, None
+    engine = _ENGINE.search(path)
+    if engine is None:
+        return None
+    found = _match_from_api_start(method, path[: engine.start()] + "/v1/" + path[engine.end() :], api_version)
+    return None if found is None else (found, unquote(engine["engine"]))
+
+
+def _match_from_api_start(method: str, path: str, api_version: str) -> Match | None:
+    for start in [0, *(m.start() for m in _API_START.finditer(path) if m.start() > 0)]:
+        found = match_route(method, path[start:], api_version)
+        if found is not None:
+            return found
+    return None
+
+
+def _convert(interaction: Interaction, *, record_errors: bool = True, ignore_fields: tuple[str, ...] = ()) -> _Converted:
     """The key material and episode of one interaction; raises ``_Skip`` with the reason."""
     parts = urlsplit(interaction.url)
     api_version = (parse_qs(parts.query).get("api-version") or [""])[0]
-    target = match_route(interaction.method, parts.path, api_version)
-    if target is None:
-        raise _Skip(f"{interaction.method} {parts.path} is not a recorded route ({', '.join(RECORDED_ROUTES)})")
+    matched = _match(interaction.method, parts.path, api_version)
+    if matched is None:
+        routes = sorted({ep.route for family in FAMILIES for ep in family.endpoints})
+        raise _Skip(f"{interaction.method} {parts.path} is not a recorded route ({', '.join(routes)})")
+    match, engine = matched
     if not 200 <= interaction.status < 300 and not record_errors:
         raise _Skip(f"error response (HTTP {interaction.status}); errors are imported only with record_errors")
+    body, keyed, ignored = _request_body(interaction, match, parts.query, engine, ignore_fields)
+    key = make_key(match.target, keyed, ignored)
+    return _Converted(match.target, body, key, _episode(interaction, match.family))
+
+
+def _request_body(
+    interaction: Interaction, match: Match, query: str, engine: str | None, ignore_fields: tuple[str, ...]
+) -> tuple[dict[str, Any], dict[str, Any], tuple[str, ...]]:
+    """``(stored, keyed, ignored fields)``: the body read as ``exchange.read_exchange``
+    reads it for this endpoint, so that the key is the one the proxy makes."""
+    kind = match.endpoint.body
+    if kind == NO_BODY:
+        # A request about an object: whatever the recorder wrote as its body ('' or
+        # nothing), the proxy keys its method, path and query (never ignoring fields).
+        # The query goes in as a client sends it: non-ASCII percent-encoded.
+        raw_query = quote(query, safe="".join(chr(c) for c in range(0x21, 0x7F))).encode("ascii")
+        body = object_body(interaction.method, match.subpath, raw_query)
+        return body, body, ()
+    if kind == MULTIPART:
+        try:
+            stored, keyed = read_form(interaction.request_body or b"", _form_content_type(interaction))
+        except ProxyError as exc:
+            raise _Skip(f"request body is not a readable multipart form ({exc})") from exc
+        return stored, keyed, ignore_fields
     try:
         body = interaction.request_json()
     except (ValueError, UnicodeDecodeError) as exc:
         raise _Skip(f"request body is not JSON ({exc})") from exc
     if not isinstance(body, dict):
         raise _Skip("request body is not a JSON object")
-    return _Converted(target, body, _episode(interaction))
+    if engine is not None and body.get("model") is None:
+        body["model"] = engine  # what a 1.x SDK sends for the same call
+    return body, body, ignore_fields
 
 
-def _episode(interaction: Interaction) -> dict[str, Any]:
+def _form_content_type(interaction: Interaction) -> str | None:
+    """The request's multipart content-type; rebuilt from the body's first boundary line
+    when a recorder or scrubber dropped the header."""
+    declared = interaction.request_headers.get("content-type")
+    if declared and declared.strip().lower().startswith("multipart/"):
+        return declared
+    first = re.match(rb"--([!-~]{1,200})\r?\n", interaction.request_body or b"")
+    return f"multipart/form-data; boundary={first[1].decode('ascii')}" if first else declared
+
+
+def _episode(interaction: Interaction, family: Family) -> dict[str, Any]:
     headers = dict(interaction.response_headers)
     if interaction.is_stream:
         headers.setdefault("content-type", "text/event-stream")
-        episode = make_episode(interaction.status, headers, events=_events(interaction.response_body))
+        episode = make_episode(interaction.status, headers, events=_events(interaction.response_body, family), family=family)
     else:
-        headers.setdefault("content-type", "application/json")
-        episode = make_episode(interaction.status, headers, body=_json_body(interaction))
+        answer = _answer(interaction, family)
+        headers.setdefault("content-type", _DEFAULT_CONTENT_TYPE[next(iter(answer))])
+        episode = make_episode(interaction.status, headers, **answer, family=family)
     recorded_at = _recorded_at(interaction.response_headers.get("date"))
     if recorded_at:
         episode["recorded_at"] = recorded_at
     return episode
 
 
-def _json_body(interaction: Interaction) -> Any:
-    if not interaction.response_body.strip():
+_DEFAULT_CONTENT_TYPE = {"body": "application/json", "text": "text/plain; charset=utf-8", "binary": "application/octet-stream"}
+
+
+def _answer(interaction: Interaction, family: Family) -> dict[str, Any]:
+    """A non-stream answer as ``make_episode`` takes it: ``body`` (JSON), ``text`` or
+    ``binary``, by the kinds of answer its family gives (``Family.answers``).
+
+    A ``text/*`` answer of a family that answers text stays text even when it happens
+    to parse as JSON (a transcript reading ``42``): the client must get the same bytes.
+    """
+    content = interaction.response_body
+    ok = 200 <= interaction.status < 300
+    content_type = interaction.content_type.lower()
+    textual = content_type.startswith("text/")
+    if ok and textual and "text" in family.answers:
+        try:
+            return {"text": content.decode("utf-8")}
+        except UnicodeDecodeError as exc:
+            raise _Skip(f"text answer is not UTF-8 (HTTP {interaction.status})") from exc
+    if not content.strip():
         raise _Skip(f"empty response body (HTTP {interaction.status})")
     try:
-        return json.loads(interaction.response_body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _Skip(f"response body is neither JSON nor Server-Sent Events (HTTP {interaction.status})") from exc
+        return {"body": json.loads(content)}
+    except (ValueError, UnicodeDecodeError):
+        pass
+    if ok and "binary" in family.answers and not textual:
+        return {"binary": content}
+    raise _Skip(f"response body is neither JSON nor Server-Sent Events (HTTP {interaction.status})")
 
 
-def _events(body: bytes) -> list[dict[str, Any]]:
-    """SSE bytes to episode events (parsed with httpx-sse, not by hand); ``ms`` all 0."""
+def _events(body: bytes, family: Family) -> list[dict[str, Any]]:
+    """SSE bytes to episode events (parsed with httpx-sse, not by hand); ``ms`` all 0.
+
+    Stored as the recorder stores them: the data, and the SSE event name when it is
+    not the default ``message`` (Responses streams name every event). The stream must
+    reach its family's end marker before any error event, or it is skipped.
+    """
     response = httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
     events: list[dict[str, Any]] = []
+    ended: StreamEnd | None = None
     for sse in EventSource(response).iter_sse():
         if not sse.data:
             continue  # keep-alive or a bare ``event:`` line: nothing a client parses
         if sse.data == DONE:
-            events.append({"ms": 0, "data": DONE})
-            continue
-        try:
-            events.append({"ms": 0, "data": json.loads(sse.data)})
-        except ValueError as exc:
-            raise _Skip(f"stream event {len(events) + 1} is not JSON") from exc
-    if not events or events[-1]["data"] != DONE:
-        raise _Skip("stream does not end with data: [DONE] (broken streams are never recorded)")
+            data: Any = DONE
+        else:
+            try:
+                data = json.loads(sse.data)
+            except ValueError as exc:
+                raise _Skip(f"stream event {len(events) + 1} is not JSON") from exc
+        event: dict[str, Any] = {"ms": 0, "data": data}
+        if sse.event and sse.event != "message":
+            event["event"] = sse.event
+        events.append(event)
+        ended = ended or family.stream_end(data)
+    if ended is StreamEnd.ERROR:
+        raise _Skip("stream was ended by an error event (the proxy never records those)")
+    if ended is None:
+        marker = "data: [DONE]" if family.stream_end(DONE) is StreamEnd.COMPLETE else f"the {family.name} completion event"
+        raise _Skip(f"stream does not reach {marker} (broken streams are never recorded)")
     return events
 
 
@@ -502,11 +656,11 @@ def _import_file(path: Path, cassette: str, writer: _Writer, report: ImportRepor
     for number, interaction in enumerate(interactions, start=1):
         source = f"{path.name}#{number}"
         try:
-            converted = _convert(interaction, record_errors=record_errors)
+            converted = _convert(interaction, record_errors=record_errors, ignore_fields=ignored)
         except _Skip as skip:
             report.skipped.append((source, str(skip)))
             continue
-        key = make_key(converted.target, converted.body, ignored)
+        key = converted.key
         episode = writer.add(cassette, converted, key)
         if episode is not None:
             report.imported.append(

@@ -1,6 +1,6 @@
 """Drift: how a live response differs from the recorded episode of the same request.
 
-This is what verify mode exists for (DESIGN.md "Drift (verify)"). ``seed`` makes
+This is what verify mode exists for (docs/design.md, "Drift (verify)"). ``seed`` makes
 sampling reproducible only "almost always", and ``system_fingerprint`` names the
 backend configuration, so a verified request is described by three independent flags
 and one class:
@@ -56,7 +56,8 @@ from typing import Any
 
 from seedtape.cassette import utc_now
 from seedtape.drift.worddiff import WordDiff, diff_word_lists, word_diff, words
-from seedtape.episode import fingerprint_of, is_stream, response_json
+from seedtape.episode import is_stream, response_json
+from seedtape.families import CHAT, Family
 from seedtape.jsonpath import parse_path, remove_path
 
 FLAG_ORDER = ("content", "fingerprint", "model", "unrecorded")
@@ -94,16 +95,17 @@ def _strip_volatile(node: Any) -> Any:
 # --------------------------------------------------------------------------- responses
 
 
-def comparable_response(episode: Mapping[str, Any], ignore: Sequence[tuple[str, ...]] = ()) -> dict[str, Any]:
+def comparable_response(episode: Mapping[str, Any], ignore: Sequence[tuple[str, ...]] = (), family: Family = CHAT) -> dict[str, Any]:
     """The episode as one response document, a private copy with ignore paths removed.
 
-    ``response_json`` folds chat chunks; legacy ``completions`` chunks carry
-    ``choices[].text`` instead of a delta, so their text is folded here.
+    ``response_json`` has the family assemble a stream; legacy ``completions`` chunks
+    recorded before families existed are folded here too (chat's assembly kept only
+    deltas).
     """
-    response = copy.deepcopy(response_json(episode))
+    response = copy.deepcopy(response_json(episode, family))
     if not isinstance(response, dict):
         response = {} if response is None else {"body": response}
-    if is_stream(episode):
+    if is_stream(episode) and family.drift_kind in ("chat", "completion"):
         _fold_stream_texts(response, episode.get("events") or [])
     for segments in ignore:
         remove_path(response, segments)
@@ -453,8 +455,42 @@ def _model_of(response: Mapping[str, Any]) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _content_drift(kind: str, recorded: Mapping[str, Any], live: Mapping[str, Any]) -> tuple[list[dict[str, Any]], WordDiff | None, float]:
+def _compare_parts(family: Family, recorded: Mapping[str, Any], live: Mapping[str, Any]) -> tuple[list[dict[str, Any]], WordDiff]:
+    """A family's named parts (a message, a function call, a hash), compared as text.
+
+    Parts are matched by name and position (the n-th ``output_text`` with the n-th);
+    the headline word diff runs over all parts' text in order, like choices'.
+    """
+    parts_r, parts_l = family.drift_parts(recorded), family.drift_parts(live)
+    details: list[dict[str, Any]] = []
+    for index in range(max(len(parts_r), len(parts_l))):
+        if index >= len(parts_r) or index >= len(parts_l):
+            present = parts_r[index] if index < len(parts_r) else parts_l[index]
+            details.append({"index": index, "part": present.name, "missing": "live" if index >= len(parts_l) else "recorded"})
+            continue
+        a, b = parts_r[index], parts_l[index]
+        if a.name != b.name or a.text != b.text:
+            summary = word_diff(a.text, b.text).to_json()
+            detail: dict[str, Any] = {
+                "index": index,
+                "part": b.name,
+                **{k: summary[k] for k in ("similarity", "first_divergence", "removed", "added")},
+            }
+            if a.name != b.name:
+                detail["name"] = {"recorded": a.name, "live": b.name}
+            details.append(detail)
+    words_r = [w for part in parts_r for w in words(part.text)]
+    words_l = [w for part in parts_l for w in words(part.text)]
+    return details, diff_word_lists(words_r, words_l)
+
+
+def _content_drift(
+    kind: str, recorded: Mapping[str, Any], live: Mapping[str, Any], family: Family = CHAT
+) -> tuple[list[dict[str, Any]], WordDiff | None, float]:
     """Per-item details, the headline word diff (none for embeddings) and a similarity."""
+    if kind == "parts":
+        details, diff = _compare_parts(family, recorded, live)
+        return details, diff, diff.similarity
     if kind == "embedding":
         details, lowest = _compare_embeddings(recorded, live)
         return details, None, lowest
@@ -473,27 +509,29 @@ def compare(
     recorded_episode: Mapping[str, Any] | None,
     live_episode: Mapping[str, Any],
     ignore_paths: Sequence[str] = (),
+    family: Family = CHAT,
 ) -> DriftResult:
     """Compare a live episode with its recording (``None`` when there is none)."""
     ignore = [parse_ignore_path(path) for path in ignore_paths]
-    live = comparable_response(live_episode, ignore)
-    live_raw = response_json(live_episode)
+    fingerprint_of = family.fingerprint
+    live = comparable_response(live_episode, ignore, family)
+    live_raw = response_json(live_episode, family)
     live_usage = live_raw.get("usage") if isinstance(live_raw, dict) else None
     if recorded_episode is None:
         return DriftResult(
             flags=["unrecorded"],
             drift_class="unrecorded",
-            kind=response_kind(live),
+            kind=_kind(family, live),
             fingerprint={"recorded": None, "live": fingerprint_of(live), "status": "unrecorded"},
             model={"recorded": None, "live": _model_of(live)},
             usage=_usage_report(None, live_usage),
             status={"recorded": None, "live": live_episode.get("status")},
             ignored_paths=list(ignore_paths),
         )
-    recorded = comparable_response(recorded_episode, ignore)
-    recorded_raw = response_json(recorded_episode)
-    kind = response_kind(live) if response_kind(live) != "other" else response_kind(recorded)
-    details, diff, similarity = _content_drift(kind, recorded, live)
+    recorded = comparable_response(recorded_episode, ignore, family)
+    recorded_raw = response_json(recorded_episode, family)
+    kind = _kind(family, live) if _kind(family, live) != "other" else _kind(family, recorded)
+    details, diff, similarity = _content_drift(kind, recorded, live, family)
     fingerprint, fingerprint_changed = _fingerprint_report(fingerprint_of(recorded), fingerprint_of(live))
     model_r, model_l = _model_of(recorded), _model_of(live)
     flagged = {
@@ -517,6 +555,14 @@ def compare(
         recorded_at=_str_or_none(recorded_episode.get("recorded_at")),
         ignored_paths=list(ignore_paths),
     )
+
+
+def _kind(family: Family, response: Mapping[str, Any]) -> str:
+    """``parts`` for families that name what to compare; else the shape decides (chat,
+    completion, embedding, or whole-JSON ``other`` for an error body)."""
+    if family.drift_kind == "parts" and not response.get("error"):
+        return "parts"
+    return response_kind(response)
 
 
 def _diff_json(diff: WordDiff) -> dict[str, Any]:

@@ -40,7 +40,7 @@ class Verify:
         # The recording was redacted when written: compare like with like, so redacted
         # fields are not drift and what the drift log quotes is redacted too.
         compared = engine.redactor.episode(live) if engine.redactor else live
-        result = compare(recorded, compared, engine.settings.ignore_paths)
+        result = compare(recorded, compared, engine.settings.ignore_paths, exchange.family)
         await engine.log_drift(exchange, result, number or None)
         cache = "verified"
         if engine.settings.update and result.drifted:

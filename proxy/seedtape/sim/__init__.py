@@ -12,9 +12,9 @@ from __future__ import annotations
 import httpx
 
 from seedtape.config import SIM_UPSTREAM
-from seedtape.sim.simulator import SimConfig, Simulator, create_simulator, run_simulator
+from seedtape.sim.simulator import Received, SimConfig, Simulator, create_simulator, run_simulator
 
-__all__ = ["SimConfig", "Simulator", "create_simulator", "run_simulator", "transport", "transport_for"]
+__all__ = ["Received", "SimConfig", "Simulator", "create_simulator", "run_simulator", "transport", "transport_for"]
 
 
 def transport(config: SimConfig | None = None) -> httpx.AsyncBaseTransport:

@@ -11,6 +11,11 @@ Shapes: the two ``/openai/...`` routes answer like Azure (``prompt_filter_result
 OpenAI. Text does not depend on ``stream``, ``stop`` or ``n``: a streamed and
 a non-streamed request with the same seed give the same text (their cache keys still
 differ, because ``stream`` is in the body).
+
+Two options serve the proxy's own tests, off by default: ``echo`` answers with the
+prompt (so a test can follow a value through recording, redaction and replay) and
+``keep_requests`` keeps each request as received, in memory, to check what the proxy
+forwarded (:class:`Received`).
 """
 
 from __future__ import annotations
@@ -38,11 +43,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from seedtape.errors import ProxyError
+from seedtape.families.base import MULTIPART, NO_BODY
+from seedtape.form import read_form
 from seedtape.headers import CREDENTIAL_HEADERS
-from seedtape.routes import Target, match_route
+from seedtape.routes import Match, Target, match_route
+from seedtape.sim import apis
 from seedtape.sim import text as sim_text
 
-FAULT_KINDS = frozenset({"reset_mid_stream", "truncated_json", "not_json", "delay", "gzip"})
+# end_stream_early: a stream that stops cleanly after ``after_chunks`` events, without
+# its end event ([DONE], response.completed): the cut a proxy must not pass off as whole.
+FAULT_KINDS = frozenset({"reset_mid_stream", "end_stream_early", "truncated_json", "not_json", "delay", "gzip"})
 SAFE = {"filtered": False, "severity": "safe"}
 FILTERS = {"hate": SAFE, "self_harm": SAFE, "sexual": SAFE, "violence": SAFE}
 AZURE_401 = (
@@ -62,6 +73,29 @@ class SimConfig:
     stream_delay_ms: float = 0.0  # sleep between streamed chunks
     first_byte_delay_ms: float = 0.0  # sleep before the status line and headers
     omit_fingerprint: bool = False  # newer models omit system_fingerprint
+    # For tests of the proxy (both off by default, and then nothing above changes):
+    echo: bool = False  # answer with the prompt (the last user message) instead of a generated text
+    keep_requests: bool = False  # keep every API request in memory as received (Simulator.received)
+
+
+KEPT_REQUESTS = 10_000  # keep_requests holds at most this many, the oldest dropped first
+
+
+@dataclass(frozen=True)
+class Received:
+    """One API request as the simulator got it, kept when ``SimConfig.keep_requests`` is on.
+
+    For a test to check what the proxy sent upstream: the path, the body, and every
+    header as sent, credentials included (a test checks that the caller's key is forwarded
+    and seedtape's own headers are not). Held in memory only: never written, logged,
+    or shown by an admin route; :meth:`Simulator.reset` forgets it.
+    """
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: Any  # the parsed JSON body; None when it is empty or not JSON
 
 
 class SimulatedReset(ConnectionResetError):
@@ -148,7 +182,7 @@ def normalize_fault(fault: Mapping[str, Any]) -> dict[str, Any]:
     kind = out.get("kind")
     if kind not in FAULT_KINDS:
         raise ValueError(f"fault needs 'status' or a 'kind' in {sorted(FAULT_KINDS)}, got {kind!r}")
-    if kind == "reset_mid_stream":
+    if kind in ("reset_mid_stream", "end_stream_early"):
         out.setdefault("after_chunks", 3)
     if kind == "delay":
         out.setdefault("ms", 1000)
@@ -183,14 +217,21 @@ def _pieces(text: str) -> list[str]:
 
 
 class Simulator:
-    """The simulated service: a config, call counters, a fault queue and the ASGI app."""
+    """The simulated service: a config, call counters, a fault queue and the ASGI app.
+
+    What a test may inspect: ``calls`` and ``calls_by_route`` (API requests, refused ones
+    included), ``requests`` (the last 100, credential values redacted), and with
+    ``SimConfig.keep_requests`` on, ``received`` (every request as sent, see :class:`Received`).
+    """
 
     def __init__(self, config: SimConfig | None = None, entropy_seed: int | None = None) -> None:
         self.config = config or SimConfig()
         self.calls = 0
         self.calls_by_route: Counter[str] = Counter()
         self.requests: deque[dict[str, Any]] = deque(maxlen=100)  # credentials redacted
+        self.received: list[Received] = []  # only with config.keep_requests; credentials as sent, memory only
         self._faults: deque[dict[str, Any]] = deque()
+        self.responses = apis.StoredResponses()  # for retrieve, input_items, delete, cancel
         self._lock = threading.Lock()  # tests poke the simulator from another thread than uvicorn's
         # What a real service leaves to chance (unseeded samples, seed drift); a test
         # that measures rates fixes it, so its sample is the same on every run.
@@ -222,12 +263,13 @@ class Simulator:
             self._faults.append(normalized)
 
     def reset(self) -> None:
-        """Forget faults, counters and the request log (a session-scoped server between tests)."""
+        """Forget faults, counters and the request logs (a session-scoped server between tests)."""
         with self._lock:
             self._faults.clear()
             self.calls = 0
             self.calls_by_route.clear()
             self.requests.clear()
+            self.received.clear()
 
     def state(self) -> dict[str, Any]:
         with self._lock:
@@ -303,7 +345,22 @@ class Simulator:
         self.reset()
         return JSONResponse(self.state())
 
+    async def _keep(self, request: Request) -> None:
+        """Remember the request as received when ``keep_requests`` is on (see :class:`Received`)."""
+        if not self.config.keep_requests:
+            return
+        raw = await request.body()  # Starlette keeps it: the handler reads the same bytes again
+        try:
+            body = json.loads(raw) if raw.strip() else None
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        kept = Received(request.method, request.url.path, str(request.query_params), dict(request.headers), body)
+        with self._lock:
+            self.received.append(kept)
+            del self.received[:-KEPT_REQUESTS]
+
     async def _models(self, request: Request) -> Response:
+        await self._keep(request)
         if not _has_credential(request):
             return error_response(401, AZURE_401, "invalid_request_error", "401")
         created = 1715367049
@@ -313,7 +370,9 @@ class Simulator:
     # --- the API ------------------------------------------------------------------------
 
     async def _dispatch(self, request: Request) -> Response:
-        target = match_route(request.method, request.url.path, request.query_params.get("api-version", ""))
+        await self._keep(request)
+        found = match_route(request.method, request.url.path, request.query_params.get("api-version", ""))
+        target = found.target if found is not None else None
         if target is None:
             return error_response(
                 404,
@@ -344,6 +403,8 @@ class Simulator:
             await asyncio.sleep(self.config.first_byte_delay_ms / 1000)
         if fault and "status" in fault:
             return _status_error(fault["status"], target, fault)
+        if found is not None and found.family.name not in ("chat", "completions", "embeddings"):
+            return await self._family(request, found, fault)
         body = await _json_object(request)
         if isinstance(body, Response):
             return body
@@ -357,7 +418,75 @@ class Simulator:
             return self._stream(result, headers, fault)
         return _apply_body_fault(result, headers, fault)
 
+    async def _family(self, request: Request, found: Match, fault: Mapping[str, Any] | None) -> Response:
+        """Responses, moderations, audio and images (sim/apis.py builds the answers)."""
+        target, route = found.target, found.target.route
+        headers = _response_headers(target)
+        try:
+            if found.endpoint.body == MULTIPART:
+                form, _ = read_form(await request.body(), request.headers.get("content-type"))
+                body: dict[str, Any] = form
+            elif found.endpoint.body == NO_BODY:
+                body = {}
+            else:
+                parsed = await _json_object(request)
+                if isinstance(parsed, Response):
+                    return parsed
+                body = parsed
+            return self._answer(request.method, route, found.subpath, body, headers, fault)
+        except apis.ApiError as exc:
+            return error_response(exc.status, str(exc), "invalid_request_error", exc.code)
+        except ProxyError as exc:  # a form that cannot be read
+            return error_response(400, exc.message, "invalid_request_error")
+
+    def _answer(
+        self, method: str, route: str, subpath: str, body: dict[str, Any], headers: dict[str, str], fault: Mapping[str, Any] | None
+    ) -> Response:
+        if route == "responses":
+            previous = body.get("previous_response_id")
+            with self._lock:
+                history = self.responses.history(previous) if isinstance(previous, str) else []
+            final = apis.create_response(body, self._sample, self.config.model, history)
+            with self._lock:
+                first = self.responses.add(final, body, apis.input_messages(body, history))
+            if body.get("stream"):
+                return self._stream(apis.response_events(first if body.get("background") else final), headers, fault, named=True)
+            return _apply_body_fault(first, headers, fault)
+        if route.startswith("responses/{id}"):
+            response_id = subpath.split("/")[1]
+            with self._lock:
+                if route == "responses/{id}/input_items":
+                    answer = self.responses.items(response_id)
+                elif route == "responses/{id}/cancel":
+                    answer = self.responses.cancel(response_id)
+                elif method == "DELETE":
+                    answer = self.responses.delete(response_id)
+                else:
+                    answer = self.responses.current(response_id)
+            return _apply_body_fault(answer, headers, fault)
+        if route == "moderations":
+            return _apply_body_fault(apis.moderation(body), headers, fault)
+        if route in ("audio/transcriptions", "audio/translations"):
+            text = apis.transcript(body, self._entropy, translate=route.endswith("translations"))
+            kind, payload = apis.transcription_answer(text, body)
+            if kind == "stream":
+                return self._stream(payload, headers, fault)
+            if kind == "text":
+                return Response(payload, media_type="text/plain; charset=utf-8", headers=headers)
+            return _apply_body_fault(payload, headers, fault)
+        if route == "audio/speech":
+            audio, content_type = apis.speech(body)
+            if body.get("stream_format") == "sse":
+                return self._stream(apis.speech_events(audio), headers, fault)
+            return Response(audio, media_type=content_type, headers=headers)
+        answer, events = apis.images(body, self._entropy, edit=route == "images/edits")
+        if events is not None:
+            return self._stream(events, headers, fault)
+        return _apply_body_fault(answer, headers, fault)
+
     def _sample(self, body: Mapping[str, Any], messages: list[dict[str, Any]], max_words: int | None, index: int) -> str:
+        if self.config.echo:
+            return sim_text.last_user_text(messages)
         req = sim_text.TextRequest.from_body(body, messages, max_words)
         return sim_text.generate(
             req,
@@ -517,19 +646,24 @@ class Simulator:
 
     # --- responses and faults -----------------------------------------------------------
 
-    def _stream(self, events: list[Any], headers: dict[str, str], fault: Mapping[str, Any] | None) -> Response:
+    def _stream(self, events: list[Any], headers: dict[str, str], fault: Mapping[str, Any] | None, named: bool = False) -> Response:
+        """SSE: ``data:`` lines; ``named`` adds the ``event: <type>`` line the Responses API sends."""
         delay = self.config.stream_delay_ms / 1000
         kind = fault.get("kind") if fault else None
         reset_after = int(fault["after_chunks"]) if fault and kind == "reset_mid_stream" else None
+        end_after = int(fault["after_chunks"]) if fault and kind == "end_stream_early" else None
 
         async def body() -> AsyncIterator[bytes]:
             for n, event in enumerate(events):
                 if reset_after is not None and (n >= reset_after or event == "[DONE]"):
                     raise SimulatedReset("simulated connection reset mid-stream (seedtape simulator fault)")
+                if end_after is not None and (n >= end_after or n == len(events) - 1):
+                    return  # a clean end, with the end event never sent
                 if n and delay:
                     await asyncio.sleep(delay)
                 data = event if isinstance(event, str) else json.dumps(event, separators=(",", ":"), ensure_ascii=False)
-                yield f"data: {data}\n\n".encode()
+                head = f"event: {event['type']}\n" if named and isinstance(event, dict) and "type" in event else ""
+                yield f"{head}data: {data}\n\n".encode()
 
         headers = {**headers, "cache-control": "no-cache"}
         if kind == "gzip":

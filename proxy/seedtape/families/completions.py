@@ -1,0 +1,36 @@
+"""Legacy completions: ``POST .../completions`` (key v1, unchanged).
+
+Its stream chunks carry ``choices[].text`` instead of a delta and end with
+``data: [DONE]``; verify compares each choice's text (drift kind ``completion``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from seedtape.families.base import Family, endpoint
+
+
+class Completions(Family):
+    name = "completions"
+    endpoints = (endpoint("completions"),)
+    drift_kind = "completion"
+
+    def assemble(self, events: Sequence[Any]) -> Any:
+        answer: dict[str, Any] = {"object": "text_completion", "choices": []}
+        choices: dict[int, dict[str, Any]] = {}
+        for chunk in events:
+            if not isinstance(chunk, dict):
+                continue
+            for field in ("id", "model", "created", "system_fingerprint", "usage"):
+                if chunk.get(field):
+                    answer[field] = chunk[field]
+            for part in chunk.get("choices") or []:
+                index = part.get("index", 0)
+                choice = choices.setdefault(index, {"index": index, "text": "", "finish_reason": None})
+                choice["text"] += part.get("text") or ""
+                if part.get("finish_reason"):
+                    choice["finish_reason"] = part["finish_reason"]
+        answer["choices"] = [choices[i] for i in sorted(choices)]
+        return answer
