@@ -31,6 +31,7 @@ from seedtape.modes import MODE_HEADER, Mode, check_mode, mode_named
 from seedtape.replayer import seedtape_headers
 from seedtape.routes import match_route
 from seedtape.security import TokenGuard
+from seedtape.teams.admin import fleet_stats, store_health
 
 log = logging.getLogger("seedtape")
 
@@ -58,7 +59,7 @@ def create_app(
             engine.coordinator.incr("requests")
             mode = request_mode(request, settings)
             exchange = await read_exchange(request, match, settings, mode.name, mode.offline)
-            exchange.occurrence = engine.coordinator.next_occurrence(exchange.session, exchange.cassette, exchange.key)
+            exchange.occurrence = await engine.next_occurrence(exchange)
             response = await mode.handle(engine, exchange)
             if response.status_code >= 400 and response.headers.get("x-seedtape-cache") not in ("hit", "recorded"):
                 engine.give_back(exchange)  # an upstream error passed through: the retry is the same occurrence
@@ -78,24 +79,31 @@ def create_app(
             )
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "version": __version__, "mode": settings.mode, "session": settings.session})
+        body = {"status": "ok", "version": __version__, "mode": settings.mode, "session": settings.session}
+        if engine.team is not None:  # Teams: the store's state; 503 when it is required and away
+            return store_health(engine.team, body)
+        return JSONResponse(body)
 
     async def stats(request: Request) -> Response:
-        return JSONResponse(
-            {
-                **engine.coordinator.stats(),
-                "bypassed_paths": dict(engine.bypassed),
-                "mode": settings.mode,
-                "cassettes_dir": str(settings.cassettes_dir),
-                "cassette": settings.cassette,
-                "pid": os.getpid(),
-            }
-        )
+        if request.query_params.get("scope") == "fleet":
+            return await fleet_stats(engine.team)
+        body = {
+            **engine.coordinator.stats(),
+            "bypassed_paths": dict(engine.bypassed),
+            "mode": settings.mode,
+            "cassettes_dir": str(settings.cassettes_dir),
+            "cassette": settings.cassette,
+            "pid": os.getpid(),
+        }
+        if engine.team is not None:
+            body["store"] = engine.team.describe()
+        return JSONResponse(body)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         for leftover in remove_stale_temp_files(settings.cassettes_dir):
             log.warning("seedtape: removed %s, a temporary file an earlier crash left behind", leftover)
+        await engine.start()
         try:
             yield
         finally:

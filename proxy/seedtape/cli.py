@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -26,6 +27,36 @@ cassettes_option = click.option(
     envvar=_env("CASSETTES"),
     show_default=True,
     help="Folder of cassettes (recordings committed to git).",
+)
+
+
+# Teams: the shared store's options, the same for serve, sync and report.
+store_option = click.option(
+    "--store",
+    default="",
+    envvar=_env("STORE"),
+    metavar="URL",
+    help="Shared store: redis://[user:password@]host:port/db (rediss:// for TLS). The password may come from SEEDTAPE_STORE_PASSWORD instead.",
+)
+namespace_option = click.option(
+    "--namespace", default="default", envvar=_env("NAMESPACE"), show_default=True, help="Teams sharing one Redis never see each other's."
+)
+store_timeout_option = click.option(
+    "--store-timeout",
+    type=float,
+    default=0.5,
+    envvar=_env("STORE_TIMEOUT"),
+    show_default=True,
+    help="Seconds, bound on every Redis operation.",
+)
+store_ttl_option = click.option(
+    "--store-ttl",
+    "store_ttl_days",
+    type=float,
+    default=None,
+    envvar=_env("STORE_TTL"),
+    metavar="DAYS",
+    help="Recordings unused this many days leave the store (default: never).",
 )
 
 
@@ -102,6 +133,16 @@ def main() -> None:
     metavar="PATH",
     help="Replace this JSON path in stored bodies, e.g. messages.*.content or user (repeatable).",
 )
+@store_option
+@namespace_option
+@store_ttl_option
+@store_timeout_option
+@click.option(
+    "--store-required",
+    is_flag=True,
+    envvar=_env("STORE_REQUIRED"),
+    help="Answer 503 while the store is unreachable (default: serve locally).",
+)
 @click.option("--log-level", default="info", envvar=_env("LOG_LEVEL"), show_default=True)
 @click.option(
     "--access-log/--no-access-log",
@@ -132,10 +173,54 @@ def serve(
     settings = settings.with_(session=os.urandom(6).hex())
     click.echo(
         f"seedtape {__version__}: {settings.mode} mode on http://{host}:{port}, upstream {settings.upstream}, "
-        f"cassettes {settings.cassettes_dir}/{settings.cassette}",
+        f"cassettes {settings.cassettes_dir}/{settings.cassette}" + _store_banner(settings),
         err=True,
     )
     serve_command.serve(settings, host=host, port=port, log_level=log_level, access_log=access_log)
+
+
+def _store_banner(settings: Settings) -> str:
+    if not settings.store:
+        return ""
+    from seedtape.teams.url import masked
+
+    return f", shared store {masked(settings.store)} namespace {settings.namespace}"
+
+
+@main.group()
+def sync() -> None:
+    """Teams: the shared store's recordings into cassette files (pull), or files into the store (push)."""
+
+
+def _sync_command(direction: str) -> Callable[..., None]:
+    @store_option
+    @namespace_option
+    @store_timeout_option
+    @cassettes_option
+    @click.option("--cassette", default=None, help="Only this cassette.")
+    def command(store: str, namespace: str, store_timeout: float, cassettes_dir: Path, cassette: str | None, **extra: object) -> None:
+        from seedtape.commands.sync import SyncError, run_sync
+
+        try:
+            result = run_sync(direction, store, namespace, cassettes_dir, cassette, timeout=store_timeout, **extra)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from exc
+        except SyncError as exc:
+            raise click.ClickException(str(exc)) from exc
+        for line in result.problems:
+            click.echo(line, err=True)
+        click.echo(result.summary())
+        sys.exit(0 if result.ok else 1)
+
+    return command
+
+
+sync.command(
+    "pull", help="Write the namespace's recordings into cassette files to commit (local episodes win; the team's are added after them)."
+)(_sync_command("pull"))
+sync.command("push", help="Publish the cassette files to the namespace (the team's extra episodes are kept).")(
+    store_ttl_option(_sync_command("push"))
+)
 
 
 @main.command()
@@ -207,8 +292,21 @@ def import_vcr(
     "--fail-on", multiple=True, help="content, fingerprint, model, unrecorded or any (repeatable or comma list): exit 1 when matched."
 )
 @click.option("--worst", type=int, default=10, show_default=True, help="table: how many of the worst drifts to show.")
-def report(log_path: Path | None, cache_dir: Path, fmt: str, output: Path | None, fail_on: tuple[str, ...], worst: int) -> None:
-    """Render the drift log of verify runs: terminal table, JSON, JUnit XML or HTML."""
+@store_option
+@namespace_option
+@store_timeout_option
+def report(
+    log_path: Path | None,
+    cache_dir: Path,
+    fmt: str,
+    output: Path | None,
+    fail_on: tuple[str, ...],
+    worst: int,
+    store: str,
+    namespace: str,
+    store_timeout: float,
+) -> None:
+    """Render the drift log of verify runs: terminal table, JSON, JUnit XML or HTML (--store: the team's)."""
     from seedtape.drift import log as drift_log
     from seedtape.drift.report import exit_code, parse_fail_on, render
 
@@ -216,10 +314,20 @@ def report(log_path: Path | None, cache_dir: Path, fmt: str, output: Path | None
         rules = parse_fail_on(fail_on)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--fail-on") from exc
-    path = log_path or cache_dir / "drift.jsonl"
-    entries = drift_log.read(path)
+    if store:
+        from seedtape.commands.sync import SyncError, read_team_drift
+
+        try:
+            source, entries = read_team_drift(store, namespace, store_timeout)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from exc
+        except SyncError as exc:
+            raise click.ClickException(str(exc)) from exc
+    else:
+        path = log_path or cache_dir / "drift.jsonl"
+        source, entries = str(path), drift_log.read(path)
     if not entries:
-        click.echo(f"no verified requests in {path} (run the proxy with --mode verify first)", err=True)
+        click.echo(f"no verified requests in {source} (run the proxy with --mode verify first)", err=True)
     color = output is None and fmt == "table" and sys.stdout.isatty()
     text = render(entries, fmt, rules, color=color, worst=worst)
     if output is not None:

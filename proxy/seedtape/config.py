@@ -62,6 +62,13 @@ class Settings:
     # Redaction of what is written (request and response bodies), after the key is made.
     redact_patterns: tuple[str, ...] = ()
     redact_paths: tuple[str, ...] = ()
+    # Teams: a shared store (redis:// or rediss:// URL; may hold a password, so never in
+    # reprs and only ever printed masked), its namespace, expiry, and failure policy.
+    store: str = field(default="", repr=False)
+    namespace: str = "default"
+    store_ttl_days: float | None = None  # None: recordings in the store never expire
+    store_required: bool = False  # store away: 503 instead of local-only service
+    store_timeout: float = 0.5  # seconds, bound on every Redis operation
 
     def __post_init__(self) -> None:
         if self.on_expired not in ("warn", "fail", "rerecord"):
@@ -79,6 +86,13 @@ class Settings:
             object.__setattr__(self, "auth_token", "")
         for path in self.ignore_paths:
             parse_path(path, "--ignore-path")  # a typo fails here, not as a 500 on every verify
+        if self.store:
+            from seedtape.teams.url import check_namespace, check_store_url
+
+            check_store_url(self.store)
+            check_namespace(self.namespace)
+            if self.store_timeout <= 0 or (self.store_ttl_days is not None and self.store_ttl_days <= 0):
+                raise ValueError("--store-timeout and --store-ttl must be positive")
         if self.redact_patterns or self.redact_paths:
             from seedtape.redaction import Redactor
 

@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
@@ -32,6 +32,9 @@ from seedtape.redaction import Redactor
 from seedtape.replayer import episode_response, seedtape_headers
 from seedtape.store import CassetteStore
 from seedtape.upstream import Upstream
+
+if TYPE_CHECKING:
+    from seedtape.teams.team import Team
 
 log = logging.getLogger("seedtape")
 MAX_BYPASSED_PATHS = 256  # paths named in stats (ids in paths must not grow it without bound)
@@ -58,8 +61,22 @@ class Engine:
         # Requests on paths no family owns, by "METHOD path": forwarded untouched, never
         # recorded, so they are counted and named once in the log rather than hidden.
         self.bypassed: Counter[str] = Counter()
+        # Teams (--store): a shared store beside the cassettes, and fleet-wide coordination
+        # wrapping the local coordinator. None without a store: no hook below does anything.
+        self.team: Team | None = None
+        if settings.store and coordinator is None:
+            from seedtape.teams.team import Team
+
+            self.team = Team(settings, self.coordinator)
+            self.coordinator = self.team.coordinator
+
+    async def start(self) -> None:
+        if self.team is not None:
+            await self.team.start()
 
     async def aclose(self) -> None:
+        if self.team is not None:
+            await self.team.aclose()
         await self.upstream.aclose()
         self.store.close()
         close = getattr(self.coordinator, "close", None)  # only coordinators holding resources have one
@@ -88,6 +105,23 @@ class Engine:
                 "cassette_unreadable",
                 headers={"x-should-retry": "false"},
             ) from exc
+
+    async def lookup(self, exchange: Exchange) -> Prepared | None:
+        """``load``, then (Teams hook) the shared store when the local file cannot answer."""
+        prepared = self.load(exchange)
+        if self.team is not None:
+            prepared = await self.team.lookup(exchange, prepared, self.wants_cache(exchange))
+        return prepared
+
+    async def next_occurrence(self, exchange: Exchange) -> int:
+        if self.team is not None:  # a shared session is numbered fleet-wide
+            return await self.team.next_occurrence(exchange)
+        return self.coordinator.next_occurrence(exchange.session, exchange.cassette, exchange.key)
+
+    async def claim_episode(self, session: str, cassette: str, key: str, episode: int) -> bool:
+        if self.team is not None:
+            return await self.team.claim(session, cassette, key, episode)
+        return self.coordinator.claim_episode(session, cassette, key, episode)
 
     def note_bypass(self, method: str, path: str) -> None:
         """Count a request forwarded untouched; the first one on a path is logged."""
@@ -189,13 +223,17 @@ class Engine:
         async with self.coordinator.key_lock(cassette, "write:" + key):
             # Episode n is rewritten only if this session has not written it already
             # (see Coordinator.claim_episode); otherwise the answer is appended.
-            target = exchange.occurrence if self.coordinator.claim_episode(session, cassette, key, exchange.occurrence) else APPEND
+            target = exchange.occurrence if await self.claim_episode(session, cassette, key, exchange.occurrence) else APPEND
+            if self.team is not None:  # the fleet's episodes first, so this one lands after them
+                await self.team.before_save(self.store.path_for(cassette, key), cassette, key)
             if self.store.fsyncs_on_save:  # waits for the disk: off the event loop
                 number = await anyio.to_thread.run_sync(self.store.save_episode, cassette, key, request, target, episode)
             else:  # CPU and a file creation, cheaper here than a thread hop (durability.py)
                 number = self.store.save_episode(cassette, key, request, target, episode)
             if number != target:
-                self.coordinator.claim_episode(session, cassette, key, number)
+                await self.claim_episode(session, cassette, key, number)
+            if self.team is not None:  # write-through, before the key's lock is let go
+                await self.team.after_save(self.store.path_for(cassette, key), cassette, key)
         self.coordinator.incr("recorded")
         self.used.add((exchange.cassette, exchange.key))
         return number
@@ -214,7 +252,10 @@ class Engine:
             "mode": exchange.mode,
             "request": {**exchange.target.as_dict(), "model": body.get("model"), "seed": body.get("seed"), "stream": exchange.stream},
         }
-        await anyio.to_thread.run_sync(drift_log.append, self.drift_log, result.to_log_entry(context))
+        entry = result.to_log_entry(context)
+        await anyio.to_thread.run_sync(drift_log.append, self.drift_log, entry)
+        if self.team is not None:
+            await self.team.log_drift(entry)
         self.coordinator.incr("verified")
         if result.drifted:
             self.coordinator.incr("drifted")
@@ -229,7 +270,7 @@ class Engine:
         held = _HeldLock(self.coordinator.key_lock(exchange.cassette, exchange.key))
         await held.acquire()
         try:
-            prepared = self.load(exchange)
+            prepared = await self.lookup(exchange)
             if prepared is not None and prepared.episodes:
                 return await self.serve_recorded(exchange, prepared)
             response = await self.record(exchange)

@@ -68,6 +68,9 @@ class InProcessProxy:
         if not settings.session:
             # One session for every app of this proxy (create_app would pick one per app).
             settings = settings.with_(session=uuid.uuid4().hex[:12])
+        if settings.store:
+            # Its apps run on several event loops; a Redis client belongs to one (Teams).
+            raise ValueError("a shared store (--store) is for seedtape serve; the in-process proxy uses local cassettes only")
         self.settings = settings
         check_mode(settings.mode)
         self.http = default_stack() if http == "auto" else http

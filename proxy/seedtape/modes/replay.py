@@ -20,7 +20,7 @@ class Replay:
     reads_recordings = True
 
     async def handle(self, engine: Engine, exchange: Exchange) -> Response:
-        prepared = engine.load(exchange)
+        prepared = await engine.lookup(exchange)
         if prepared is None or not prepared.episodes:
             engine.coordinator.incr("misses")
             raise cassette_miss(engine.store, exchange, engine.settings.ignore_fields)

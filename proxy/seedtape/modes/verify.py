@@ -27,7 +27,7 @@ class Verify:
     reads_recordings = False
 
     async def handle(self, engine: Engine, exchange: Exchange) -> Response:
-        prepared = engine.load(exchange)
+        prepared = await engine.lookup(exchange)
         episodes = prepared.recording.episodes if prepared is not None else []
         number = min(exchange.occurrence, len(episodes))
         recorded = episodes[number - 1] if episodes else None
