@@ -15,6 +15,7 @@ from starlette.responses import Response
 if TYPE_CHECKING:
     from seedtape.engine import Engine
     from seedtape.exchange import Exchange
+    from seedtape.realtime.session import RealtimeSession
 
 
 class Mode(Protocol):
@@ -26,3 +27,7 @@ class Mode(Protocol):
     reads_recordings: bool
 
     async def handle(self, engine: Engine, exchange: Exchange) -> Response: ...
+
+    async def handle_realtime(self, session: RealtimeSession) -> None:
+        """The same decision for a Realtime WebSocket session (``realtime/session.py``)."""
+        ...

@@ -41,6 +41,7 @@ from starlette.routing import Route
 from seedtape.headers import CREDENTIAL_HEADERS
 from seedtape.routes import Target, match_route
 from seedtape.sim import text as sim_text
+from seedtape.sim.realtime import RealtimeSimulator
 
 FAULT_KINDS = frozenset({"reset_mid_stream", "truncated_json", "not_json", "delay", "gzip"})
 SAFE = {"filtered": False, "severity": "safe"}
@@ -205,7 +206,8 @@ class Simulator:
         ]
         models = [Route(p, self._models, methods=["GET"]) for p in ("/v1/models", "/openai/v1/models", "/openai/models")]
         catch_all = Route("/{path:path}", self._dispatch, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-        self.app = Starlette(routes=[*admin, *models, catch_all])
+        self.realtime = RealtimeSimulator(self)  # the Realtime API's WebSocket sessions (sim/realtime.py)
+        self.app = Starlette(routes=[*admin, *models, *self.realtime.routes(), catch_all])
 
     # --- control (Python API, also behind the /_sim/ routes) -------------------------
 
@@ -228,6 +230,7 @@ class Simulator:
             self.calls = 0
             self.calls_by_route.clear()
             self.requests.clear()
+        self.realtime.reset()
 
     def state(self) -> dict[str, Any]:
         with self._lock:
