@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 PATHS = ("/v1/realtime", "/openai/realtime", "/openai/v1/realtime")
 FAULT_KINDS = frozenset({"drop_mid_response", "close"})
 AUDIO_RATE = 24000
-ANSWER_WORDS = 16  # answers are short: a realtime test reads every delta
 # 10 ms of a 440 Hz-ish square wave, pcm16 mono: a real, tiny, deterministic audio delta.
 _TONE = b"".join((6000 if (i // 27) % 2 else -6000).to_bytes(2, "little", signed=True) for i in range(AUDIO_RATE // 100))
 
@@ -230,8 +229,8 @@ class _Session:
         if len(messages) == 1:
             messages.append({"role": "user", "content": "Hello"})
         # Seeded: the same conversation gives the same words (until the fingerprint rotates).
-        text = self.owner.simulator._sample({"seed": 0, "temperature": 0.8}, messages, None, 0)
-        return " ".join(text.split()[:ANSWER_WORDS])
+        # The whole text: a rotated fingerprint changes its last part (as the chat routes').
+        return " ".join(self.owner.simulator._sample({"seed": 0, "temperature": 0.8}, messages, None, 0).split())
 
     async def respond(self, options: dict[str, Any]) -> None:
         fault = self.owner._take_fault()
