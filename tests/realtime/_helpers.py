@@ -56,10 +56,10 @@ def wait_recorded(proxy: RunningProxy, count: int, timeout: float = 5.0) -> None
     """A session is written just after it closes: wait (bounded) until the proxy says so."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proxy.stats()["recorded"] >= count:
+        if proxy.engine.coordinator.stats()["recorded"] >= count:
             return
         time.sleep(0.01)
-    raise AssertionError(f"proxy recorded {proxy.stats()['recorded']} sessions, expected {count}")
+    raise AssertionError(f"proxy recorded {proxy.engine.coordinator.stats()['recorded']} sessions, expected {count}")
 
 
 def session_files(cassettes: Path, cassette: str = "default") -> list[Path]:
