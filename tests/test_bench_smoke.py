@@ -23,6 +23,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
         ("inprocess.py", [], "seedtape, repeat"),
         ("record.py", ["--concurrency", "4"], "throughput: 4 clients at once"),
         ("streaming.py", [], "time to first event"),
+        ("realtime.py", [], "time to first server event"),
         ("scale.py", [], "lookup p50"),
     ],
 )
