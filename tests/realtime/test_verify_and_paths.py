@@ -155,3 +155,16 @@ def test_other_websocket_paths_are_refused_in_replay_and_piped_otherwise(proxy_f
         websockets.sync.client.connect(url, additional_headers={"authorization": "Bearer x"}, open_timeout=5)
     assert upstream_answer.value.response.status_code == 403
     assert session_files(piped.settings.cassettes_dir) == []
+
+
+def test_a_client_leaving_mid_replay_ends_quietly(proxy_factory: Factory, sim: Simulator) -> None:
+    recorder = proxy_factory(mode="record")
+    one_session(recorder)
+    wait_recorded(recorder, 1)
+    replayer = proxy_factory(mode="replay", upstream=CLOSED_PORT_URL)
+    with openai_client(replayer.url, OPENAI_KEY).realtime.connect(model="gpt-realtime") as conn:
+        conn.session.update(session=SESSION)
+        assert conn.recv().type == "session.created"  # then leave without reading the rest
+    with openai_client(replayer.url, OPENAI_KEY).realtime.connect(model="gpt-realtime") as conn:
+        text_session(conn)  # the proxy is fine, and this is the next occurrence: episode 1 repeats
+    assert replayer.engine.coordinator.stats()["errors"] == 0

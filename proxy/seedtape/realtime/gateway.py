@@ -113,6 +113,10 @@ class RealtimeGateway:
                 return
             self.engine.coordinator.incr("requests")
             await mode.handle_realtime(session)
+        except OSError:
+            # The client went away while the proxy was sending to it (uvicorn raises
+            # ClientDisconnected, an OSError): nothing to answer, nothing recorded.
+            session.give_back()
         except Exception as exc:  # never a traceback to the client; the log has it
             self.engine.coordinator.incr("errors")
             log.exception("seedtape: internal error on WebSocket %s", path)
