@@ -86,9 +86,10 @@ def test_changed_prompt_gets_error_event_naming_position_and_fields_then_close(p
             conn.recv()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404
     assert closed.value.rcvd.reason == "seedtape_cassette_miss"
-    # What was recorded before the differing event was served as recorded (session.created,
-    # and session.updated if the upstream's answer came before the next client event).
-    assert events[:-1] == live[: len(events) - 1] and events[0]["type"] == "session.created"
+    # What was recorded before the differing event was served as recorded: session.created,
+    # and session.updated if the upstream's answer reached the proxy before the next client
+    # event (the tape keeps the order the proxy saw; the SDK does not wait between sends).
+    assert events[:-1] == live[: len(events) - 1]
 
 
 def test_changed_session_update_is_a_miss_naming_the_closest_session(proxy_factory: Factory) -> None:
@@ -98,7 +99,9 @@ def test_changed_session_update_is_a_miss_naming_the_closest_session(proxy_facto
         events = text_session(conn, session={**SESSION, "instructions": "be verbose"})
         with pytest.raises(ConnectionClosedError) as closed:
             conn.recv()
-    assert [e["type"] for e in events] == ["session.created", "error"]  # the prelude, then the miss
+    # The prelude (session.created, unless the SDK's first event reached the proxy before
+    # it during recording), then the miss.
+    assert [e["type"] for e in events] in (["session.created", "error"], ["error"])
     detail = events[-1]["error"]
     assert detail["code"] == "cassette_miss" and detail["param"] == "session.instructions"
     assert "client event 1 (session.update)" in detail["message"]
