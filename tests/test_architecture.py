@@ -43,8 +43,9 @@ REQUEST_PATH_MODULES = (
     "security",
     "durability",
     "config",
+    "form",
 )
-REQUEST_PATH_PACKAGES = ("modes", "coordination")
+REQUEST_PATH_PACKAGES = ("modes", "coordination", "families", "realtime", "teams")
 # Off the request path: the simulator, drift reports, the commands, the client side.
 FORBIDDEN_ON_REQUEST_PATH = ("seedtape.sim", "seedtape.drift.report", "seedtape.commands", "seedtape.client")
 

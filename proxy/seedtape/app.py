@@ -28,6 +28,7 @@ from seedtape.errors import ProxyError, error_response
 from seedtape.exchange import Exchange, read_body, read_exchange
 from seedtape.headers import client_response_headers, upstream_request_headers
 from seedtape.modes import MODE_HEADER, Mode, check_mode, mode_named
+from seedtape.realtime.gateway import RealtimeGateway
 from seedtape.replayer import seedtape_headers
 from seedtape.routes import match_route
 from seedtape.security import TokenGuard
@@ -120,6 +121,7 @@ def create_app(
         middleware=[Middleware(TokenGuard, expected_sha256=settings.auth_token_sha256)] if settings.auth_token_sha256 else [],
     )
     app.proxy_handler, app.proxy_methods = proxy, frozenset(methods)
+    app.websocket_handler = RealtimeGateway(engine, upstream_transport)  # every WebSocket: realtime/gateway.py
     app.state.engine = engine
     return app
 
@@ -137,6 +139,7 @@ class _ProxyApp(Starlette):
 
     proxy_handler: Callable[[Request], Awaitable[Response]]
     proxy_methods: frozenset[str] = frozenset()
+    websocket_handler: Callable[[Scope, Receive, Send], Awaitable[None]]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -148,6 +151,10 @@ class _ProxyApp(Starlette):
             scope["app"] = self
             response = await self.proxy_handler(Request(scope, receive))
             await response(scope, receive, send)
+            return
+        if scope["type"] == "websocket":  # after the HTTP fast path: it costs HTTP nothing
+            scope["app"] = self
+            await self.websocket_handler(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 

@@ -143,6 +143,14 @@ def main() -> None:
     envvar=_env("STORE_REQUIRED"),
     help="Answer 503 while the store is unreachable (default: serve locally).",
 )
+@click.option(
+    "--realtime-audio",
+    type=click.Choice(["keep", "hash"]),
+    default="keep",
+    envvar=_env("REALTIME_AUDIO"),
+    show_default=True,
+    help="Realtime sessions: store the service's audio deltas (a replay plays them), or only their SHA-256 and size (a replay sends silence). Client audio is always hashed.",
+)
 @click.option("--log-level", default="info", envvar=_env("LOG_LEVEL"), show_default=True)
 @click.option(
     "--access-log/--no-access-log",

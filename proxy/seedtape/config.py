@@ -69,12 +69,17 @@ class Settings:
     store_ttl_days: float | None = None  # None: recordings in the store never expire
     store_required: bool = False  # store away: 503 instead of local-only service
     store_timeout: float = 0.5  # seconds, bound on every Redis operation
+    # Realtime: server audio deltas stored as they came ("keep", a replay plays them) or
+    # as SHA-256 and size only ("hash", a replay sends silence of the same length).
+    realtime_audio: str = "keep"
 
     def __post_init__(self) -> None:
         if self.on_expired not in ("warn", "fail", "rerecord"):
             raise ValueError(f"unknown on_expired {self.on_expired!r}; expected warn, fail or rerecord")
         if self.fsync not in FSYNC_POLICIES:
             raise ValueError(f"unknown fsync {self.fsync!r}; expected one of {', '.join(FSYNC_POLICIES)}")
+        if self.realtime_audio not in ("keep", "hash"):
+            raise ValueError(f"unknown realtime_audio {self.realtime_audio!r}; expected keep or hash")
         if self.repeats not in ("auto", "cache", "sequence"):
             raise ValueError(f"unknown repeats {self.repeats!r}; expected auto, cache or sequence")
         object.__setattr__(self, "cassettes_dir", Path(self.cassettes_dir))

@@ -14,6 +14,7 @@ from starlette.responses import Response
 if TYPE_CHECKING:
     from seedtape.engine import Engine
     from seedtape.exchange import Exchange
+    from seedtape.modes.base import RealtimeSession
 
 
 class Auto:
@@ -30,3 +31,6 @@ class Auto:
         if engine.wants_cache(exchange):
             return await engine.record_once(exchange)
         return await engine.record(exchange)
+
+    async def handle_realtime(self, session: RealtimeSession) -> None:
+        await session.auto()

@@ -17,6 +17,17 @@ if TYPE_CHECKING:
     from seedtape.exchange import Exchange
 
 
+class RealtimeSession(Protocol):
+    """The operations a Realtime WebSocket session offers its mode (``realtime/session.py``),
+    the way the engine offers them for HTTP."""
+
+    async def replay(self) -> None: ...
+    async def record(self) -> None: ...
+    async def auto(self) -> None: ...
+    async def verify(self) -> None: ...
+    async def passthrough(self) -> None: ...
+
+
 class Mode(Protocol):
     name: str
     # Never calls upstream: unrecorded routes are refused rather than forwarded, and
@@ -26,3 +37,7 @@ class Mode(Protocol):
     reads_recordings: bool
 
     async def handle(self, engine: Engine, exchange: Exchange) -> Response: ...
+
+    async def handle_realtime(self, session: RealtimeSession) -> None:
+        """The same decision for a Realtime WebSocket session (``realtime/session.py``)."""
+        ...

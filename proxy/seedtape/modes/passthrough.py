@@ -9,6 +9,7 @@ from starlette.responses import Response
 if TYPE_CHECKING:
     from seedtape.engine import Engine
     from seedtape.exchange import Exchange
+    from seedtape.modes.base import RealtimeSession
 
 
 class Passthrough:
@@ -18,3 +19,6 @@ class Passthrough:
 
     async def handle(self, engine: Engine, exchange: Exchange) -> Response:
         return await engine.passthrough(exchange)
+
+    async def handle_realtime(self, session: RealtimeSession) -> None:
+        await session.passthrough()

@@ -12,6 +12,7 @@ from seedtape.miss import cassette_miss
 if TYPE_CHECKING:
     from seedtape.engine import Engine
     from seedtape.exchange import Exchange
+    from seedtape.modes.base import RealtimeSession
 
 
 class Replay:
@@ -32,3 +33,6 @@ class Replay:
                 "seedtape_episodes_exhausted",
             )
         return await engine.serve_recorded(exchange, prepared)
+
+    async def handle_realtime(self, session: RealtimeSession) -> None:
+        await session.replay()

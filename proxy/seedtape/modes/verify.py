@@ -19,6 +19,7 @@ from seedtape.replayer import episode_response, seedtape_headers
 if TYPE_CHECKING:
     from seedtape.engine import Engine
     from seedtape.exchange import Exchange
+    from seedtape.modes.base import RealtimeSession
 
 
 class Verify:
@@ -51,3 +52,6 @@ class Verify:
         if engine.settings.verify_serve == "recorded" and prepared is not None and recorded is not None and cache == "verified":
             return episode_response(prepared.episodes[number - 1], headers, engine.settings.pace)
         return episode_response(prepare_episode(number, live), headers)
+
+    async def handle_realtime(self, session: RealtimeSession) -> None:
+        await session.verify()

@@ -50,6 +50,8 @@ from seedtape.headers import CREDENTIAL_HEADERS
 from seedtape.routes import Match, Target, match_route
 from seedtape.sim import apis
 from seedtape.sim import text as sim_text
+from seedtape.sim.faults import SimulatedReset
+from seedtape.sim.realtime import RealtimeSimulator
 
 # end_stream_early: a stream that stops cleanly after ``after_chunks`` events, without
 # its end event ([DONE], response.completed): the cut a proxy must not pass off as whole.
@@ -96,10 +98,6 @@ class Received:
     query: str
     headers: dict[str, str]
     body: Any  # the parsed JSON body; None when it is empty or not JSON
-
-
-class SimulatedReset(ConnectionResetError):
-    """Raised inside a response body to drop the connection like a network reset."""
 
 
 class _ResetLogFilter(logging.Filter):
@@ -246,7 +244,8 @@ class Simulator:
         ]
         models = [Route(p, self._models, methods=["GET"]) for p in ("/v1/models", "/openai/v1/models", "/openai/models")]
         catch_all = Route("/{path:path}", self._dispatch, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-        self.app = Starlette(routes=[*admin, *models, catch_all])
+        self.realtime = RealtimeSimulator(self)  # the Realtime API's WebSocket sessions (sim/realtime.py)
+        self.app = Starlette(routes=[*admin, *models, *self.realtime.routes(), catch_all])
 
     # --- control (Python API, also behind the /_sim/ routes) -------------------------
 
@@ -270,6 +269,7 @@ class Simulator:
             self.calls_by_route.clear()
             self.requests.clear()
             self.received.clear()
+        self.realtime.reset()
 
     def state(self) -> dict[str, Any]:
         with self._lock:
