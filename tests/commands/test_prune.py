@@ -1,4 +1,4 @@
-"""seedtape.prune: finding unused recordings and removing exactly what a report lists (issue 5, item 5)."""
+"""seedtape.commands.prune: finding unused recordings and removing exactly what a report lists (issue 5, item 5)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 It lets a machine with no Azure account run the demo and the whole test suite: same
 routes and response shapes as the real services, ``seed`` honoured the way Azure's
-"reproducible output" page describes (see ``sim_text``), ``system_fingerprint`` that a
+"reproducible output" page describes (see ``sim/text.py``), ``system_fingerprint`` that a
 test can rotate, real streaming with real delays, and injectable faults (rate limits,
 resets, broken bodies, slow answers, gzip) for the proxy's error paths.
 
@@ -844,7 +844,7 @@ async def _gzip_stream(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     yield compressor.flush()
 
 
-if __name__ == "__main__":  # python -m seedtape.simulator [--host H] [--port P]
+if __name__ == "__main__":  # python -m seedtape.sim.simulator [--host H] [--port P]
     import argparse
 
     parser = argparse.ArgumentParser(description="seedtape's Azure OpenAI / OpenAI simulator")
