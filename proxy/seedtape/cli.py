@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -230,7 +231,7 @@ def report(log_path: Path | None, cache_dir: Path, fmt: str, output: Path | None
     sys.exit(exit_code(entries, rules))
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @click.option(
     "--upstream",
     default=None,
@@ -239,16 +240,51 @@ def report(log_path: Path | None, cache_dir: Path, fmt: str, output: Path | None
 )
 @click.option("--api", type=click.Choice(["azure", "openai"]), default=None, help="Default: azure unless the upstream is the OpenAI API.")
 @click.option("--model", default="gpt-4", show_default=True, help="Model, or Azure deployment name.")
-@click.option("--api-version", default="2024-02-01", show_default=True)
-@click.option("-n", "--runs", "n", type=int, default=4, show_default=True, help="Requests per arm (without and with seed).")
-@click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--temperature", type=float, default=0.7, show_default=True)
-@click.option("--max-tokens", type=int, default=None, help="Longer answers drift more: try 50 and 500.")
-@click.option("--system", default=None, help="System message (default: the notebook's 3-sentence rule).")
-@click.option("--prompt", default=None, help="User message (default: the red panda story).")
-@click.option("--sim-seed-drift", type=float, default=0.0, show_default=True, help="sim only: chance a seeded answer still differs.")
+@click.option("--api-version", default="2024-02-01", show_default=True, help="Azure api-version of the chat arms.")
+@click.option("-n", "--runs", "n", type=int, default=10, show_default=True, help="Requests per arm and prompt (the N of TARr@N).")
+@click.option("--seed", type=int, default=42, show_default=True, help="The seed of the seeded arms.")
+@click.option("--temperature", type=float, default=0.7, show_default=True, help="Temperature of the unseeded and seeded arms.")
+@click.option(
+    "--max-tokens",
+    type=int,
+    multiple=True,
+    help="Answer lengths of the default arms (repeatable; default 50 and 500: longer answers drift more).",
+)
+@click.option(
+    "--arm",
+    "arms",
+    multiple=True,
+    metavar="KIND[/MAX_TOKENS]",
+    help="Only these arms (repeatable): unseeded, seeded, t0 (temperature 0, no seed), responses-t0 (Responses API).",
+)
+@click.option(
+    "--responses/--no-responses", default=True, show_default=True, help="Add the Responses API arm (temperature 0; it has no seed)."
+)
+@click.option("--responses-api-version", default="2025-04-01-preview", show_default=True, help="Azure api-version of the Responses arm.")
+@click.option("--system", default=None, help="System message (default: the Azure page's 'You are a helpful assistant.').")
+@click.option(
+    "--prompt", "prompts", multiple=True, help="User message (repeatable: TARr@N is then a share of prompts). Default: the universe story."
+)
+@click.option(
+    "--prompts-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None, help="More prompts, one per line."
+)
+@click.option("--answer-regex", default=None, metavar="REGEX", help="Parse the answer (first group, else the match) for TARa@N.")
+@click.option("--answer-json-path", default=None, metavar="PATH", help="Parse the answer as JSON and take this dotted path, for TARa@N.")
+@click.option(
+    "--sim-seed-drift", type=float, default=0.0, show_default=True, help="sim only: chance a seeded 50-word answer still differs."
+)
+@click.option(
+    "--sim",
+    "sim_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="sim only: simulator setting (repeatable): seed_drift, greedy_drift, drift_prefix, fingerprint_every, fingerprint, entropy_seed, ...",
+)
+@click.option("--history", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Append this run to a JSON Lines history.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
 def probe(
+    ctx: click.Context,
     upstream: str | None,
     api: str | None,
     model: str,
@@ -256,30 +292,74 @@ def probe(
     n: int,
     seed: int,
     temperature: float,
-    max_tokens: int | None,
+    max_tokens: tuple[int, ...],
+    arms: tuple[str, ...],
+    responses: bool,
+    responses_api_version: str,
     system: str | None,
-    prompt: str | None,
+    prompts: tuple[str, ...],
+    prompts_file: Path | None,
+    answer_regex: str | None,
+    answer_json_path: str | None,
     sim_seed_drift: float,
+    sim_options: tuple[str, ...],
+    history: Path | None,
     as_json: bool,
 ) -> None:
-    """The seed experiment: N requests without and N with a seed; how reproducible is it?"""
+    """Measure how reproducible answers are: N runs per arm (no seed, seed, temperature 0, Responses API).
+
+    `seedtape probe report FILE` draws a --history file over time.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     from seedtape.commands.probe import run_probe_command
 
-    text = run_probe_command(
-        upstream=upstream or default_upstream(),
-        api=api,
-        model=model,
-        api_version=api_version,
-        n=n,
-        seed=seed,
-        temperature=temperature,
-        max_tokens=max_tokens,
-        system=system,
-        prompt=prompt,
-        sim_seed_drift=sim_seed_drift,
-        as_json=as_json,
-    )
+    try:
+        text = run_probe_command(
+            upstream=upstream or default_upstream(),
+            api=api,
+            model=model,
+            api_version=api_version,
+            n=n,
+            seed=seed,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            arms=arms,
+            responses=responses,
+            responses_api_version=responses_api_version,
+            system=system,
+            prompts=prompts,
+            prompts_file=prompts_file,
+            answer_regex=answer_regex,
+            answer_json_path=answer_json_path,
+            sim_seed_drift=sim_seed_drift,
+            sim=sim_options,
+            history=history,
+            as_json=as_json,
+        )
+    except (ValueError, re.error) as exc:
+        raise click.UsageError(str(exc)) from exc
     click.echo(text)
+
+
+@probe.command("report")
+@click.argument("history", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "html"]), default="table", show_default=True)
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=None, help="Write the report to this file.")
+def probe_report(history: Path, fmt: str, output: Path | None) -> None:
+    """Draw a probe --history file: reproducibility over time per model and fingerprint."""
+    from seedtape.commands.probe import read_history
+    from seedtape.commands.probe_report import render
+
+    runs = read_history(history)
+    if not runs:
+        click.echo(f"no probe runs in {history} (run seedtape probe --history {history} first)", err=True)
+    text = render(runs, fmt, color=output is None and fmt == "table" and sys.stdout.isatty())
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {fmt} report of {len(runs)} probe run(s) to {output}", err=True)
+    else:
+        click.echo(text)
 
 
 @main.command()
