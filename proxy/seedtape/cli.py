@@ -30,14 +30,44 @@ cassettes_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def summary_of(command: click.Command) -> str:
+    """A command's first sentence, whole: click's default cuts it at ~45 characters, mid-phrase."""
+    if command.short_help:
+        return command.short_help
+    text = " ".join((command.help or "").split("\n\n")[0].split())
+    end = text.find(". ")
+    return text if end < 0 else text[: end + 1]
+
+
+class SummaryGroup(click.Group):
+    """A group whose command list shows each summary whole (wrapped, never cut)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, summary_of(command)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=SummaryGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="seedtape")
 def main() -> None:
     """Record-and-replay cache proxy for OpenAI and Azure OpenAI, with seed drift measurement."""
 
 
 @main.command()
-@click.option("--mode", type=click.Choice(MODE_NAMES), default="auto", envvar=_env("MODE"), show_default=True)
+@click.option(
+    "--mode",
+    type=click.Choice(MODE_NAMES),
+    default="auto",
+    envvar=_env("MODE"),
+    show_default=True,
+    help="What to do with each request (README, Modes); a request's x-seedtape-mode header overrides it.",
+)
 @click.option(
     "--upstream",
     default=None,
@@ -45,11 +75,33 @@ def main() -> None:
     help="Upstream origin; 'sim' for the built-in simulator. Default: $AZURE_OPENAI_ENDPOINT, else the OpenAI API.",
 )
 @cassettes_option
-@click.option("--cassette", default="default", envvar=_env("CASSETTE"), show_default=True)
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path(".seedtape-cache"), envvar=_env("CACHE_DIR"), show_default=True)
-@click.option("--host", default="127.0.0.1", envvar=_env("HOST"), show_default=True)
-@click.option("--port", type=int, default=8787, envvar=_env("PORT"), show_default=True)
-@click.option("--workers", type=int, default=1, envvar=_env("WORKERS"), show_default=True)
+@click.option(
+    "--cassette",
+    default="default",
+    envvar=_env("CASSETTE"),
+    show_default=True,
+    help="Cassette (a folder under --cassettes) for requests without an x-seedtape-cassette header.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    default=Path(".seedtape-cache"),
+    envvar=_env("CACHE_DIR"),
+    show_default=True,
+    help="Disposable derived data: the index, worker coordination, the drift log. Gitignore it.",
+)
+@click.option(
+    "--host", default="127.0.0.1", envvar=_env("HOST"), show_default=True, help="Address to listen on (non-loopback needs --auth-token)."
+)
+@click.option("--port", type=int, default=8787, envvar=_env("PORT"), show_default=True, help="Port to listen on.")
+@click.option(
+    "--workers",
+    type=int,
+    default=1,
+    envvar=_env("WORKERS"),
+    show_default=True,
+    help="Server processes; they share episode counters, locks and statistics through --cache-dir.",
+)
 @click.option(
     "--repeats",
     type=click.Choice(["auto", "cache", "sequence"]),
@@ -59,20 +111,65 @@ def main() -> None:
     help="Identical request past the last episode: cache (serve the last), sequence (record a new one), auto (cache if seeded or temperature 0).",
 )
 @click.option(
-    "--replay-exhausted", type=click.Choice(["repeat", "error"]), default="repeat", envvar=_env("REPLAY_EXHAUSTED"), show_default=True
+    "--replay-exhausted",
+    type=click.Choice(["repeat", "error"]),
+    default="repeat",
+    envvar=_env("REPLAY_EXHAUSTED"),
+    show_default=True,
+    help="replay: an identical request past the last episode gets the last one again, or an error.",
 )
 @click.option("--record-errors", is_flag=True, envvar=_env("RECORD_ERRORS"), help="Also record non-2xx upstream answers.")
 @click.option("--ignore-field", "ignore_fields", multiple=True, help="Top-level body field left out of the key (repeatable).")
 @click.option("--keep-header", "keep_headers", multiple=True, help="Response header to store besides the defaults (never credentials).")
-@click.option("--max-body", type=int, default=16 * 1024 * 1024, envvar=_env("MAX_BODY"), show_default=True)
-@click.option("--upstream-timeout", type=float, default=600.0, envvar=_env("UPSTREAM_TIMEOUT"), show_default=True)
-@click.option("--pace", type=click.Choice(["fast", "recorded"]), default="fast", envvar=_env("PACE"), show_default=True)
-@click.option("--verify-serve", type=click.Choice(["live", "recorded"]), default="live", envvar=_env("VERIFY_SERVE"), show_default=True)
+@click.option(
+    "--max-body",
+    type=int,
+    default=16 * 1024 * 1024,
+    envvar=_env("MAX_BODY"),
+    show_default=True,
+    help="Largest request body in bytes (413 above it).",
+)
+@click.option(
+    "--upstream-timeout",
+    type=float,
+    default=600.0,
+    envvar=_env("UPSTREAM_TIMEOUT"),
+    show_default=True,
+    help="Seconds to wait for the upstream (504 after).",
+)
+@click.option(
+    "--pace",
+    type=click.Choice(["fast", "recorded"]),
+    default="fast",
+    envvar=_env("PACE"),
+    show_default=True,
+    help="Replayed streams: as fast as possible, or with the recorded gaps between events.",
+)
+@click.option(
+    "--verify-serve",
+    type=click.Choice(["live", "recorded"]),
+    default="live",
+    envvar=_env("VERIFY_SERVE"),
+    show_default=True,
+    help="verify: answer with the live response, or with the recording (the suite stays stable while drift is measured).",
+)
 @click.option("--update", is_flag=True, help="verify: re-record drifted episodes.")
 @click.option("--ignore-path", "ignore_paths", multiple=True, help="verify: JSON path ignored when comparing (repeatable).")
-@click.option("--partition-by-credential", is_flag=True, envvar=_env("PARTITION_BY_CREDENTIAL"))
+@click.option(
+    "--partition-by-credential",
+    is_flag=True,
+    envvar=_env("PARTITION_BY_CREDENTIAL"),
+    help="Put a salted hash of the caller's API key in the key (shared deployments; never the key itself).",
+)
 @click.option("--max-age", "max_age_days", type=float, default=None, envvar=_env("MAX_AGE"), help="Days after which an episode is expired.")
-@click.option("--on-expired", type=click.Choice(["warn", "fail", "rerecord"]), default="warn", envvar=_env("ON_EXPIRED"), show_default=True)
+@click.option(
+    "--on-expired",
+    type=click.Choice(["warn", "fail", "rerecord"]),
+    default="warn",
+    envvar=_env("ON_EXPIRED"),
+    show_default=True,
+    help="An episode older than --max-age: serve it with x-seedtape-expired, answer 410, or fetch and rewrite it.",
+)
 @click.option(
     "--fsync",
     type=click.Choice(FSYNC_POLICIES),
@@ -103,7 +200,13 @@ def main() -> None:
     metavar="PATH",
     help="Replace this JSON path in stored bodies, e.g. messages.*.content or user (repeatable).",
 )
-@click.option("--log-level", default="info", envvar=_env("LOG_LEVEL"), show_default=True)
+@click.option(
+    "--log-level",
+    default="info",
+    envvar=_env("LOG_LEVEL"),
+    show_default=True,
+    help="Server log level (critical, error, warning, info, debug).",
+)
 @click.option(
     "--access-log/--no-access-log",
     default=False,
@@ -114,7 +217,7 @@ def main() -> None:
 def serve(
     host: str, port: int, workers: int, upstream: str | None, log_level: str, insecure: bool, access_log: bool, **options: object
 ) -> None:
-    """Run the proxy."""
+    """Run the proxy: record, replay, verify or pass through OpenAI and Azure OpenAI requests."""
     from seedtape.commands import serve as serve_command
     from seedtape.security import bind_refusal, is_loopback
 
@@ -160,7 +263,7 @@ def sim(host: str, port: int, fingerprint: str, seed_drift: float, stream_delay_
 @click.option("--cassette", default=None, help="Only this cassette.")
 @click.option("--limit", type=int, default=200, show_default=True, help="Rows shown at most; the rest is summarised.")
 def ls_command(cassettes_dir: Path, cassette: str | None, limit: int) -> None:
-    """List cassettes, keys, episodes, model, seed and the first words of each answer."""
+    """List recordings: api, deployment or model, route, seed, temperature, episodes, age and the question asked."""
     from seedtape.commands.listing import print_listing
 
     print_listing(cassettes_dir, cassette, limit)
@@ -205,7 +308,9 @@ def import_vcr(
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "junit", "html"]), default="table", show_default=True)
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=None, help="Write the report to this file.")
 @click.option(
-    "--fail-on", multiple=True, help="content, fingerprint, model, unrecorded or any (repeatable or comma list): exit 1 when matched."
+    "--fail-on",
+    multiple=True,
+    help="content, variety, fingerprint, model, unrecorded or any (any flag but variety); repeatable or a comma list: exit 1 when matched.",
 )
 @click.option("--worst", type=int, default=10, show_default=True, help="table: how many of the worst drifts to show.")
 def report(log_path: Path | None, cache_dir: Path, fmt: str, output: Path | None, fail_on: tuple[str, ...], worst: int) -> None:
