@@ -606,7 +606,7 @@ def _arm_table(result: ProbeResult) -> Table:
     columns += ["unique/N", "parts at word/~tok", "same-fp diffs", "similarity"]
     for column in columns:
         grid.add_column(column, justify="left" if column == "arm" else "right", no_wrap=True)
-    grid.add_column("fingerprints", overflow="fold")
+    grid.add_column("fingerprints", overflow="fold", min_width=18)
     for arm in result.arms:
         row = [
             arm.name,
@@ -697,7 +697,7 @@ def _header(result: ProbeResult) -> Text:
     return text
 
 
-def render_probe(result: ProbeResult, json: bool = False, *, color: bool = False, width: int = 130) -> str:
+def render_probe(result: ProbeResult, json: bool = False, *, color: bool = False, width: int = 140) -> str:
     """The probe as text for a terminal, or (``json=True``) as a JSON document."""
     if json:
         return jsonlib.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n"
