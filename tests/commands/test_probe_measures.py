@@ -205,3 +205,37 @@ def test_history_html_renders_its_chart_in_headless_chromium(tmp_path: Path) -> 
     assert sum(1 for found in arms if found > 150) >= 4, arms  # the lines (those at 100% all run along the top)
     assert near(probe_report.CHANGE_COLOUR) > 300  # the dashed fingerprint-change marker
     assert near(probe_report.FINGERPRINT_COLOURS[0]) > 2000 and near(probe_report.FINGERPRINT_COLOURS[1]) > 1000  # the band
+
+
+def test_docs_show_what_the_documented_probe_command_prints() -> None:
+    """docs/probe.md's simulator table is this command's output, row for row."""
+    root = Path(__file__).resolve().parents[2]
+    docs = (root / "docs" / "probe.md").read_text()
+    outcome = CliRunner().invoke(
+        main,
+        ["probe", "--upstream", "sim", "--prompts-file", str(root / "docs" / "probe-prompts.txt"),
+         "--answer-regex", r"(?:named|called) (\w+)", "--sim", "seed_drift=0.1", "--sim", "greedy_drift=0.05",
+         "--sim", "drift_prefix=20", "--sim", "entropy_seed=2026", "--json"],
+    )  # fmt: skip
+    assert outcome.exit_code == 0, outcome.output
+    assert "--sim seed_drift=0.1 --sim greedy_drift=0.05 --sim drift_prefix=20 --sim entropy_seed=2026" in docs
+
+    def rate(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.0f}%"
+
+    arms = {arm["name"]: arm for arm in json.loads(outcome.output)["arms"]}
+    readme = (root / "README.md").read_text()
+    for kind in ("seeded", "t0"):
+        short, long = arms[f"{kind}/50"], arms[f"{kind}/500"]
+        cells = (
+            f"| `{kind}/50` / `{kind}/500` | {rate(short['tarr'])} / {rate(long['tarr'])} | {rate(short['tara'])} / {rate(long['tara'])} |"
+        )
+        assert cells in readme, cells
+    for arm in arms.values():
+        token = "-" if arm["first_divergence_token"] is None else f"~{arm['first_divergence_token']:g}"
+        row = (
+            f"| `{arm['name']}` | {arm['seed'] if arm['seed'] is not None else '-'} | {arm['temperature']:g} | {rate(arm['tarr'])} "
+            f"| {rate(arm['tara'])} | {arm['unique_ratio']:.2f} | {arm['first_divergence']:g} / {token} "
+            f"| {arm['differing_same_fingerprint']}/{arm['differing_pairs']} | {arm['mean_similarity']:.3f} |"
+        )
+        assert row in docs, row
