@@ -77,6 +77,7 @@ def sim(shared_sim: tuple[Simulator, str]) -> Simulator:
     simulator, _ = shared_sim
     simulator.reset()
     simulator.config = SimConfig()
+    simulator.reseed(None)  # a test that fixed the draws leaves none fixed for the next
     return simulator
 
 

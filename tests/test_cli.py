@@ -33,11 +33,16 @@ def test_import_vcr_then_ls_and_show(tmp_path: Path) -> None:
     listing = runner.invoke(main, ["ls", "--cassettes", str(cassettes)])
     assert listing.exit_code == 0
     assert "39 recording(s) in 34 cassette(s)" in listing.output
-    routes = {line.split()[3] for line in listing.output.splitlines()[1:-1] if len(line.split()) > 3}
-    assert {"responses", "responses/{id}", "audio/transcriptions", "images/generations", "embeddings"} <= routes
-    assert "The capital of France is **Paris**." in listing.output
-    row = next(line for line in listing.output.splitlines() if "Southern Ocean." in line)
-    assert row.split()[-3:] == ["100", "Southern", "Ocean."]  # the seed column shows seed 100
+    assert "What is the capital of France?" in listing.output  # what was asked, not the answer
+    row = next(line for line in listing.output.splitlines() if "Which ocean" in line)
+    # api, deployment/model, route, seed, temperature, episodes, age, then the question
+    cells = row.split()
+    assert cells[2:7] == ["openai", "gpt-4o-mini", "chat/completions", "(stream)", "100"]
+    assert cells[7:9] == ["1", "1"] and cells[9].endswith("d")  # temperature 1, one episode, recorded days ago
+    azure_v1 = next(line for line in listing.output.splitlines() if "Say hello in one sentence." in line)
+    assert azure_v1.split()[2:5] == ["azure-v1", "gpt-5.2-chat", "responses"]
+    words = set(listing.output.split())
+    assert {"responses", "responses/{id}", "audio/transcriptions", "images/generations", "embeddings"} <= words
 
     limited = runner.invoke(main, ["ls", "--cassettes", str(cassettes), "--limit", "3"])
     assert "(36 not shown" in limited.output

@@ -99,5 +99,5 @@ def test_ls_summarises_big_cassettes(tmp_path: Path, monkeypatch) -> None:
     text = out.getvalue()
     assert "13 recording(s) in 2 cassette(s) (10 not shown" in text
     assert "big" in text and " 11" in text  # counts per cassette, from the folder listing
-    assert text.count("answer ") == 4  # only the rows shown were read (+ the header)
+    assert sum(f"{i:02x}" * 8 in text for i in range(12)) == 3  # only the rows shown were read
     assert "broken" not in text  # the broken file was counted, not read

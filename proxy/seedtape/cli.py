@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -60,14 +61,44 @@ store_ttl_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def summary_of(command: click.Command) -> str:
+    """A command's first sentence, whole: click's default cuts it at ~45 characters, mid-phrase."""
+    if command.short_help:
+        return command.short_help
+    text = " ".join((command.help or "").split("\n\n")[0].split())
+    end = text.find(". ")
+    return text if end < 0 else text[: end + 1]
+
+
+class SummaryGroup(click.Group):
+    """A group whose command list shows each summary whole (wrapped, never cut)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, summary_of(command)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=SummaryGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="seedtape")
 def main() -> None:
     """Record-and-replay cache proxy for OpenAI and Azure OpenAI, with seed drift measurement."""
 
 
 @main.command()
-@click.option("--mode", type=click.Choice(MODE_NAMES), default="auto", envvar=_env("MODE"), show_default=True)
+@click.option(
+    "--mode",
+    type=click.Choice(MODE_NAMES),
+    default="auto",
+    envvar=_env("MODE"),
+    show_default=True,
+    help="What to do with each request (README, Modes); a request's x-seedtape-mode header overrides it.",
+)
 @click.option(
     "--upstream",
     default=None,
@@ -75,11 +106,33 @@ def main() -> None:
     help="Upstream origin; 'sim' for the built-in simulator. Default: $AZURE_OPENAI_ENDPOINT, else the OpenAI API.",
 )
 @cassettes_option
-@click.option("--cassette", default="default", envvar=_env("CASSETTE"), show_default=True)
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path(".seedtape-cache"), envvar=_env("CACHE_DIR"), show_default=True)
-@click.option("--host", default="127.0.0.1", envvar=_env("HOST"), show_default=True)
-@click.option("--port", type=int, default=8787, envvar=_env("PORT"), show_default=True)
-@click.option("--workers", type=int, default=1, envvar=_env("WORKERS"), show_default=True)
+@click.option(
+    "--cassette",
+    default="default",
+    envvar=_env("CASSETTE"),
+    show_default=True,
+    help="Cassette (a folder under --cassettes) for requests without an x-seedtape-cassette header.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    default=Path(".seedtape-cache"),
+    envvar=_env("CACHE_DIR"),
+    show_default=True,
+    help="Disposable derived data: the index, worker coordination, the drift log. Gitignore it.",
+)
+@click.option(
+    "--host", default="127.0.0.1", envvar=_env("HOST"), show_default=True, help="Address to listen on (non-loopback needs --auth-token)."
+)
+@click.option("--port", type=int, default=8787, envvar=_env("PORT"), show_default=True, help="Port to listen on.")
+@click.option(
+    "--workers",
+    type=int,
+    default=1,
+    envvar=_env("WORKERS"),
+    show_default=True,
+    help="Server processes; they share episode counters, locks and statistics through --cache-dir.",
+)
 @click.option(
     "--repeats",
     type=click.Choice(["auto", "cache", "sequence"]),
@@ -89,20 +142,65 @@ def main() -> None:
     help="Identical request past the last episode: cache (serve the last), sequence (record a new one), auto (cache if seeded or temperature 0).",
 )
 @click.option(
-    "--replay-exhausted", type=click.Choice(["repeat", "error"]), default="repeat", envvar=_env("REPLAY_EXHAUSTED"), show_default=True
+    "--replay-exhausted",
+    type=click.Choice(["repeat", "error"]),
+    default="repeat",
+    envvar=_env("REPLAY_EXHAUSTED"),
+    show_default=True,
+    help="replay: an identical request past the last episode gets the last one again, or an error.",
 )
 @click.option("--record-errors", is_flag=True, envvar=_env("RECORD_ERRORS"), help="Also record non-2xx upstream answers.")
 @click.option("--ignore-field", "ignore_fields", multiple=True, help="Top-level body field left out of the key (repeatable).")
 @click.option("--keep-header", "keep_headers", multiple=True, help="Response header to store besides the defaults (never credentials).")
-@click.option("--max-body", type=int, default=16 * 1024 * 1024, envvar=_env("MAX_BODY"), show_default=True)
-@click.option("--upstream-timeout", type=float, default=600.0, envvar=_env("UPSTREAM_TIMEOUT"), show_default=True)
-@click.option("--pace", type=click.Choice(["fast", "recorded"]), default="fast", envvar=_env("PACE"), show_default=True)
-@click.option("--verify-serve", type=click.Choice(["live", "recorded"]), default="live", envvar=_env("VERIFY_SERVE"), show_default=True)
+@click.option(
+    "--max-body",
+    type=int,
+    default=16 * 1024 * 1024,
+    envvar=_env("MAX_BODY"),
+    show_default=True,
+    help="Largest request body in bytes (413 above it).",
+)
+@click.option(
+    "--upstream-timeout",
+    type=float,
+    default=600.0,
+    envvar=_env("UPSTREAM_TIMEOUT"),
+    show_default=True,
+    help="Seconds to wait for the upstream (504 after).",
+)
+@click.option(
+    "--pace",
+    type=click.Choice(["fast", "recorded"]),
+    default="fast",
+    envvar=_env("PACE"),
+    show_default=True,
+    help="Replayed streams: as fast as possible, or with the recorded gaps between events.",
+)
+@click.option(
+    "--verify-serve",
+    type=click.Choice(["live", "recorded"]),
+    default="live",
+    envvar=_env("VERIFY_SERVE"),
+    show_default=True,
+    help="verify: answer with the live response, or with the recording (the suite stays stable while drift is measured).",
+)
 @click.option("--update", is_flag=True, help="verify: re-record drifted episodes.")
 @click.option("--ignore-path", "ignore_paths", multiple=True, help="verify: JSON path ignored when comparing (repeatable).")
-@click.option("--partition-by-credential", is_flag=True, envvar=_env("PARTITION_BY_CREDENTIAL"))
+@click.option(
+    "--partition-by-credential",
+    is_flag=True,
+    envvar=_env("PARTITION_BY_CREDENTIAL"),
+    help="Put a salted hash of the caller's API key in the key (shared deployments; never the key itself).",
+)
 @click.option("--max-age", "max_age_days", type=float, default=None, envvar=_env("MAX_AGE"), help="Days after which an episode is expired.")
-@click.option("--on-expired", type=click.Choice(["warn", "fail", "rerecord"]), default="warn", envvar=_env("ON_EXPIRED"), show_default=True)
+@click.option(
+    "--on-expired",
+    type=click.Choice(["warn", "fail", "rerecord"]),
+    default="warn",
+    envvar=_env("ON_EXPIRED"),
+    show_default=True,
+    help="An episode older than --max-age: serve it with x-seedtape-expired, answer 410, or fetch and rewrite it.",
+)
 @click.option(
     "--fsync",
     type=click.Choice(FSYNC_POLICIES),
@@ -151,7 +249,13 @@ def main() -> None:
     show_default=True,
     help="Realtime sessions: store the service's audio deltas (a replay plays them), or only their SHA-256 and size (a replay sends silence). Client audio is always hashed.",
 )
-@click.option("--log-level", default="info", envvar=_env("LOG_LEVEL"), show_default=True)
+@click.option(
+    "--log-level",
+    default="info",
+    envvar=_env("LOG_LEVEL"),
+    show_default=True,
+    help="Server log level (critical, error, warning, info, debug).",
+)
 @click.option(
     "--access-log/--no-access-log",
     default=False,
@@ -162,7 +266,7 @@ def main() -> None:
 def serve(
     host: str, port: int, workers: int, upstream: str | None, log_level: str, insecure: bool, access_log: bool, **options: object
 ) -> None:
-    """Run the proxy."""
+    """Run the proxy: record, replay, verify or pass through OpenAI and Azure OpenAI requests."""
     from seedtape.commands import serve as serve_command
     from seedtape.security import bind_refusal, is_loopback
 
@@ -252,7 +356,7 @@ def sim(host: str, port: int, fingerprint: str, seed_drift: float, stream_delay_
 @click.option("--cassette", default=None, help="Only this cassette.")
 @click.option("--limit", type=int, default=200, show_default=True, help="Rows shown at most; the rest is summarised.")
 def ls_command(cassettes_dir: Path, cassette: str | None, limit: int) -> None:
-    """List cassettes, keys, episodes, model, seed and the first words of each answer."""
+    """List recordings: api, deployment or model, route, seed, temperature, episodes, age and the question asked."""
     from seedtape.commands.listing import print_listing
 
     print_listing(cassettes_dir, cassette, limit)
@@ -297,7 +401,9 @@ def import_vcr(
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "junit", "html"]), default="table", show_default=True)
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=None, help="Write the report to this file.")
 @click.option(
-    "--fail-on", multiple=True, help="content, fingerprint, model, unrecorded or any (repeatable or comma list): exit 1 when matched."
+    "--fail-on",
+    multiple=True,
+    help="content, variety, fingerprint, model, unrecorded or any (any flag but variety); repeatable or a comma list: exit 1 when matched.",
 )
 @click.option("--worst", type=int, default=10, show_default=True, help="table: how many of the worst drifts to show.")
 @store_option
@@ -346,7 +452,7 @@ def report(
     sys.exit(exit_code(entries, rules))
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @click.option(
     "--upstream",
     default=None,
@@ -355,16 +461,51 @@ def report(
 )
 @click.option("--api", type=click.Choice(["azure", "openai"]), default=None, help="Default: azure unless the upstream is the OpenAI API.")
 @click.option("--model", default="gpt-4", show_default=True, help="Model, or Azure deployment name.")
-@click.option("--api-version", default="2024-02-01", show_default=True)
-@click.option("-n", "--runs", "n", type=int, default=4, show_default=True, help="Requests per arm (without and with seed).")
-@click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--temperature", type=float, default=0.7, show_default=True)
-@click.option("--max-tokens", type=int, default=None, help="Longer answers drift more: try 50 and 500.")
-@click.option("--system", default=None, help="System message (default: the notebook's 3-sentence rule).")
-@click.option("--prompt", default=None, help="User message (default: the red panda story).")
-@click.option("--sim-seed-drift", type=float, default=0.0, show_default=True, help="sim only: chance a seeded answer still differs.")
+@click.option("--api-version", default="2024-02-01", show_default=True, help="Azure api-version of the chat arms.")
+@click.option("-n", "--runs", "n", type=int, default=10, show_default=True, help="Requests per arm and prompt (the N of TARr@N).")
+@click.option("--seed", type=int, default=42, show_default=True, help="The seed of the seeded arms.")
+@click.option("--temperature", type=float, default=0.7, show_default=True, help="Temperature of the unseeded and seeded arms.")
+@click.option(
+    "--max-tokens",
+    type=int,
+    multiple=True,
+    help="Answer lengths of the default arms (repeatable; default 50 and 500: longer answers drift more).",
+)
+@click.option(
+    "--arm",
+    "arms",
+    multiple=True,
+    metavar="KIND[/MAX_TOKENS]",
+    help="Only these arms (repeatable): unseeded, seeded, t0 (temperature 0, no seed), responses-t0 (Responses API).",
+)
+@click.option(
+    "--responses/--no-responses", default=True, show_default=True, help="Add the Responses API arm (temperature 0; it has no seed)."
+)
+@click.option("--responses-api-version", default="2025-04-01-preview", show_default=True, help="Azure api-version of the Responses arm.")
+@click.option("--system", default=None, help="System message (default: the Azure page's 'You are a helpful assistant.').")
+@click.option(
+    "--prompt", "prompts", multiple=True, help="User message (repeatable: TARr@N is then a share of prompts). Default: the universe story."
+)
+@click.option(
+    "--prompts-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None, help="More prompts, one per line."
+)
+@click.option("--answer-regex", default=None, metavar="REGEX", help="Parse the answer (first group, else the match) for TARa@N.")
+@click.option("--answer-json-path", default=None, metavar="PATH", help="Parse the answer as JSON and take this dotted path, for TARa@N.")
+@click.option(
+    "--sim-seed-drift", type=float, default=0.0, show_default=True, help="sim only: chance a seeded 50-word answer still differs."
+)
+@click.option(
+    "--sim",
+    "sim_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="sim only: simulator setting (repeatable): seed_drift, greedy_drift, drift_prefix, fingerprint_every, fingerprint, entropy_seed, ...",
+)
+@click.option("--history", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Append this run to a JSON Lines history.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
 def probe(
+    ctx: click.Context,
     upstream: str | None,
     api: str | None,
     model: str,
@@ -372,30 +513,74 @@ def probe(
     n: int,
     seed: int,
     temperature: float,
-    max_tokens: int | None,
+    max_tokens: tuple[int, ...],
+    arms: tuple[str, ...],
+    responses: bool,
+    responses_api_version: str,
     system: str | None,
-    prompt: str | None,
+    prompts: tuple[str, ...],
+    prompts_file: Path | None,
+    answer_regex: str | None,
+    answer_json_path: str | None,
     sim_seed_drift: float,
+    sim_options: tuple[str, ...],
+    history: Path | None,
     as_json: bool,
 ) -> None:
-    """The seed experiment: N requests without and N with a seed; how reproducible is it?"""
+    """Measure how reproducible answers are: N runs per arm (no seed, seed, temperature 0, Responses API).
+
+    `seedtape probe report FILE` draws a --history file over time.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     from seedtape.commands.probe import run_probe_command
 
-    text = run_probe_command(
-        upstream=upstream or default_upstream(),
-        api=api,
-        model=model,
-        api_version=api_version,
-        n=n,
-        seed=seed,
-        temperature=temperature,
-        max_tokens=max_tokens,
-        system=system,
-        prompt=prompt,
-        sim_seed_drift=sim_seed_drift,
-        as_json=as_json,
-    )
+    try:
+        text = run_probe_command(
+            upstream=upstream or default_upstream(),
+            api=api,
+            model=model,
+            api_version=api_version,
+            n=n,
+            seed=seed,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            arms=arms,
+            responses=responses,
+            responses_api_version=responses_api_version,
+            system=system,
+            prompts=prompts,
+            prompts_file=prompts_file,
+            answer_regex=answer_regex,
+            answer_json_path=answer_json_path,
+            sim_seed_drift=sim_seed_drift,
+            sim=sim_options,
+            history=history,
+            as_json=as_json,
+        )
+    except (ValueError, re.error) as exc:
+        raise click.UsageError(str(exc)) from exc
     click.echo(text)
+
+
+@probe.command("report")
+@click.argument("history", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "html"]), default="table", show_default=True)
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=None, help="Write the report to this file.")
+def probe_report(history: Path, fmt: str, output: Path | None) -> None:
+    """Draw a probe --history file: reproducibility over time per model and fingerprint."""
+    from seedtape.commands.probe import read_history
+    from seedtape.commands.probe_report import render
+
+    runs = read_history(history)
+    if not runs:
+        click.echo(f"no probe runs in {history} (run seedtape probe --history {history} first)", err=True)
+    text = render(runs, fmt, color=output is None and fmt == "table" and sys.stdout.isatty())
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {fmt} report of {len(runs)} probe run(s) to {output}", err=True)
+    else:
+        click.echo(text)
 
 
 @main.command()

@@ -245,20 +245,28 @@ class Engine:
     async def log_drift(self, exchange: Exchange, result: DriftResult, episode: int | None) -> None:
         """One drift-log line per verified request (no headers: no credential can get in)."""
         body = exchange.body
-        context = {
-            "cassette": exchange.cassette,
-            "key": exchange.key,
-            "episode": episode,
-            "mode": exchange.mode,
-            "request": {**exchange.target.as_dict(), "model": body.get("model"), "seed": body.get("seed"), "stream": exchange.stream},
+        determinism = exchange.determinism
+        request = {
+            **exchange.target.as_dict(),
+            "model": body.get("model"),
+            "seed": body.get("seed"),
+            "temperature": body.get("temperature"),
+            "deterministic": determinism.deterministic,
+            "determinism": determinism.reason,
+            "stream": exchange.stream,
         }
+        context = {"cassette": exchange.cassette, "key": exchange.key, "episode": episode, "mode": exchange.mode, "request": request}
         entry = result.to_log_entry(context)
         await anyio.to_thread.run_sync(drift_log.append, self.drift_log, entry)
         if self.team is not None:
             await self.team.log_drift(entry)
         self.coordinator.incr("verified")
-        if result.drifted:
+        if result.drifted:  # meant to repeat and did not; variety and unrecorded have their own counts
             self.coordinator.incr("drifted")
+        elif result.unrecorded:
+            self.coordinator.incr("unrecorded")
+        elif "variety" in result.flags:
+            self.coordinator.incr("variety")
 
     async def record_once(self, exchange: Exchange) -> Response:
         """Single-flight: N identical cacheable requests in flight cost one upstream call.

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from seedtape.cassette import InvalidCassetteName, validate_name
 from seedtape.config import Settings
 from seedtape.errors import ProxyError
-from seedtape.families import Endpoint, Family
+from seedtape.families import Determinism, Endpoint, Family
 from seedtape.families.base import JSON, MULTIPART
 from seedtape.form import read_form
 from seedtape.headers import credential_of, upstream_request_headers
@@ -61,6 +61,11 @@ class Exchange:
     def deterministic(self) -> bool:
         """Did the caller ask for the same answer every time (its family's rule)?"""
         return self.family.deterministic(self.endpoint, self.body)
+
+    @property
+    def determinism(self) -> Determinism:
+        """The same rule with its reason, for the drift log and reports."""
+        return self.family.determinism(self.endpoint, self.body)
 
     def stored_request(self) -> dict[str, Any]:
         """The request as written to the cassette: what, never who (no headers)."""

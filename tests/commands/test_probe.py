@@ -19,6 +19,7 @@ from seedtape.commands.probe import (
     DEFAULT_PROMPT,
     DEFAULT_SYSTEM,
     ArmResult,
+    ArmSpec,
     Sample,
     arm_statistics,
     progress_bar,
@@ -30,6 +31,8 @@ from seedtape.sim.simulator import SimConfig, Simulator, create_simulator
 from tests.drift._episodes import STORY_A, STORY_B
 
 ENTROPY_SEED = 20240601  # the simulator's unseeded draws (see the module docstring)
+# The seed documents' two arms (the chat completions API, at the probe's default max_tokens).
+ARMS = [ArmSpec("unseeded"), ArmSpec("seeded")]
 
 
 def shared_opening(texts: list[str]) -> int:
@@ -54,7 +57,7 @@ def client(upstream: Simulator) -> Iterator[openai.OpenAI]:
 
 def test_probe_shows_seeded_identical_unseeded_varying(client: openai.OpenAI, upstream: Simulator) -> None:
     calls: list[tuple[str, int, int]] = []
-    result = run_probe(client, "gpt-4o", n=4, progress=lambda arm, done, total: calls.append((arm, done, total)))
+    result = run_probe(client, "gpt-4o", n=4, progress=lambda arm, done, total: calls.append((arm, done, total)), arms=ARMS)
     seeded, unseeded = result.arm("seeded"), result.arm("unseeded")
     assert seeded.distinct == 1 and seeded.exact_match_rate == 1.0 and seeded.mean_similarity == 1.0
     assert seeded.first_divergence is None and seeded.diff is None
@@ -79,17 +82,19 @@ def test_probe_shows_seeded_identical_unseeded_varying(client: openai.OpenAI, up
 
 
 def test_probe_render_text_and_json(client: openai.OpenAI) -> None:
-    result = run_probe(client, "gpt-4o", n=3, seed=7, temperature=0.1, max_tokens=12)
+    # Hot enough that the unseeded answers part within their first 12 words.
+    result = run_probe(client, "gpt-4o", n=3, seed=7, temperature=1.0, arms=[ArmSpec("unseeded", 12), ArmSpec("seeded", 12)])
     text = render_probe(result, json=False)
-    assert "seeded arm: all 3 outputs identical" in text
-    assert "unseeded arm: 3 distinct of 3" in text
+    assert "seeded/12 arm: all 3 outputs identical" in text
+    assert "unseeded/12 arm: 3 distinct of 3" in text
     assert "[-" in text and "{+" in text
-    assert "max_tokens 12" in text and "fp_sim0001 x3" in text
-    assert "with seed=7 all 3 outputs were identical" in text
+    assert "fp_sim0001 x3" in text and "TARr@3" in text
+    assert "repeated exactly: seeded/12" in text
     assert "\x1b[" not in text
     document = json.loads(render_probe(result, json=True))
-    assert document["params"]["max_tokens"] == 12 and document["params"]["seed"] == 7
-    assert [a["name"] for a in document["arms"]] == ["unseeded", "seeded"]
+    assert document["params"]["arms"] == ["unseeded/12", "seeded/12"] and document["params"]["seed"] == 7
+    assert [a["name"] for a in document["arms"]] == ["unseeded/12", "seeded/12"]
+    assert [a["tarr"] for a in document["arms"]] == [0.0, 1.0]
     assert document["arms"][1]["distinct"] == 1 and len(document["arms"][1]["samples"]) == 3
 
 
@@ -97,7 +102,7 @@ def test_probe_shows_a_rotated_fingerprint(client: openai.OpenAI, upstream: Simu
     def alternate(arm: str, done: int, total: int) -> None:  # fp_before, fp_after, fp_before, fp_after
         upstream.rotate_fingerprint("fp_after" if done % 2 else "fp_before")
 
-    result = run_probe(client, "gpt-4o", n=2, progress=alternate)
+    result = run_probe(client, "gpt-4o", n=2, progress=alternate, arms=ARMS)
     assert result.arm("seeded").fingerprints == {"fp_before": 1, "fp_after": 1}
     assert "Several system_fingerprints seen" in render_probe(result)
 
@@ -107,7 +112,7 @@ def test_probe_keeps_going_on_errors_without_leaking_messages(client: openai.Ope
         if done % 3 == 2:  # requests 3 and 6: the last of each arm
             upstream.inject({"status": 429, "message": "slow down, key sk-abc***"})
 
-    result = run_probe(client, "gpt-4o", n=3, progress=fail_every_third)
+    result = run_probe(client, "gpt-4o", n=3, progress=fail_every_third, arms=ARMS)
     assert upstream.calls == 6 and upstream.calls_by_route["chat/completions"] == 6
     assert result.arm("unseeded").errors == 1 and result.arm("seeded").errors == 1
     assert result.arm("seeded").samples[2].error == "RateLimitError (HTTP 429, rate_limit_exceeded)"
@@ -129,7 +134,7 @@ def test_progress_bar_callback(client: openai.OpenAI) -> None:
 
     buffer = io.StringIO()
     with progress_bar(Console(file=buffer, force_terminal=False), transient=False) as update:
-        run_probe(client, "gpt-4o", n=2, progress=update)
+        run_probe(client, "gpt-4o", n=2, progress=update, arms=ARMS)
     assert "seeded arm" in buffer.getvalue()
 
 
@@ -137,6 +142,6 @@ def test_arm_statistics_on_the_seed_notebook_stories() -> None:
     arm = arm_statistics(ArmResult("unseeded", None, [Sample(STORY_A, "fp_a"), Sample(STORY_B, "fp_a"), Sample(STORY_A, None)]))
     assert arm.distinct == 2
     assert arm.exact_match_rate == pytest.approx(1 / 3, abs=1e-6)
-    assert arm.first_divergence == len(STORY_A.split("but it was")[0].split())
+    assert arm.first_divergence == len(STORY_A.split("but it was")[0].split())  # the median of the two differing pairs
     assert arm.fingerprints == {"fp_a": 2, "(none)": 1}
     assert arm.diff is not None and arm.diff["removed"][:2] == ["but", "it"]

@@ -154,7 +154,7 @@ def test_flags_keep_documented_order() -> None:
     result = compare(chat_episode(STORY_A, fingerprint="a", model="m1"), chat_episode(STORY_B, fingerprint="b", model="m2"))
     assert result.flags == ["content", "fingerprint", "model"]
     assert result.drift_class == "content-new-fingerprint"
-    assert tuple(FLAG_ORDER) == ("content", "fingerprint", "model", "unrecorded")
+    assert tuple(FLAG_ORDER) == ("content", "variety", "fingerprint", "model", "unrecorded")
 
 
 def test_finish_reason_change_is_content_drift() -> None:
@@ -376,9 +376,19 @@ def test_log_entry_schema_and_no_credentials() -> None:
     assert set(entry) == {
         "schema", "ts", "cassette", "key", "episode", "mode", "request",
         "flags", "class", "kind", "fingerprint", "model", "usage", "status",
-        "similarity", "first_divergence", "diff", "choices", "recorded_at", "ignored_paths",
+        "similarity", "first_divergence", "diff", "choices", "recorded_at", "ignored_paths", "deterministic",
     }  # fmt: skip
-    assert set(entry["request"]) == {"api", "route", "deployment", "api_version", "model", "seed"}
+    assert set(entry["request"]) == {
+        "api",
+        "route",
+        "deployment",
+        "api_version",
+        "model",
+        "seed",
+        "temperature",
+        "deterministic",
+        "determinism",
+    }
     assert entry["schema"] == "seedtape.drift/1"
     assert entry["class"] == "content-same-fingerprint" and entry["flags"] == ["content"]
     assert entry["cassette"] == "stories" and entry["episode"] == 1 and entry["ts"] == ctx["ts"]

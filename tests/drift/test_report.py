@@ -76,8 +76,10 @@ def test_summary_counts(entries: list[dict[str, Any]]) -> None:
         "model-only": 1,
         "content-same-fingerprint": 2,
         "content-new-fingerprint": 1,
+        "variety": 0,
         "unrecorded": 1,
     }
+    assert (summary["meant_to_repeat"], summary["drifted"], summary["unrecorded"]) == (6, 5, 1)
     assert [c["cassette"] for c in summary["cassettes"]] == ["stories", "streams", "tools"]
     pair = next(p for p in summary["fingerprints"] if p["recorded"] == "fp_old" and p["live"] == "fp_new" and p["content_drift"])
     assert pair["total"] == 2 and pair["content_drift"] == 1  # fingerprint-only + content-new
@@ -139,7 +141,7 @@ def test_json_report_loads(entries: list[dict[str, Any]]) -> None:
 
 def test_table_report(entries: list[dict[str, Any]]) -> None:
     text = report.render(entries, "table", {"content"}, width=120)
-    assert "7 verified requests, 6 drifted" in text
+    assert "5 of 6 requests meant to repeat drifted" in text and "1 unrecorded" in text
     assert "content drift, new fingerprint" in text
     assert "fp_old" in text and "fp_new" in text
     assert "Worst drifts" in text and "[-but it was guarded by-]" in text and "Lyon" in text

@@ -167,7 +167,11 @@ def test_report_cli_reads_the_log_and_fails_on_rules(
     cache = str(proxy.settings.cache_dir)
     runner = CliRunner()
     table = runner.invoke(main, ["report", "--cache-dir", cache])
-    assert table.exit_code == 0 and "2 drifted" in table.output and "content drift, new fingerprint" in table.output
+    assert (
+        table.exit_code == 0
+        and "2 of 2 requests meant to repeat drifted" in table.output
+        and "content drift, new fingerprint" in table.output
+    )
     failing = runner.invoke(main, ["report", "--cache-dir", cache, "--fail-on", "fingerprint"])
     assert failing.exit_code == 1
     out = tmp_path / "drift.json"

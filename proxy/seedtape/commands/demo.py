@@ -20,7 +20,8 @@ from rich.text import Text
 
 from seedtape.app import create_app
 from seedtape.config import Settings
-from seedtape.drift.worddiff import ADDED, EQUAL, REMOVED, trim_ops, word_diff
+from seedtape.drift.report import rich_diff
+from seedtape.drift.worddiff import word_diff
 from seedtape.serving import serve_in_thread
 from seedtape.sim import transport_for
 
@@ -79,13 +80,11 @@ def _script(client: openai.AzureOpenAI) -> list[Call]:
 
 
 def _word_diff(a: str, b: str) -> Text:
-    """Inline word diff (difflib, as the seed notebook does): removed struck red, added green."""
+    """Inline word diff (difflib, as the seed notebook does): removed ``[-red-]``, added
+    ``{+green+}``; the markers keep it readable in a file or a CI log, without colour."""
     diff = word_diff(a, b)
-    styles = {EQUAL: "", REMOVED: "red strike", ADDED: "green"}
     line = Text(f"first difference at word {diff.first_divergence}, similarity {diff.similarity:.2f}: ")
-    for tag, words in trim_ops(diff.ops):
-        line.append(words + " ", style=styles[tag])
-    return line
+    return line.append_text(rich_diff(diff.ops))
 
 
 def _table(title: str, calls: list[Call]) -> Table:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,47 @@ def answer_text(response: Any) -> str:
     return ""
 
 
+def _message_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts: text, input_text
+        return " ".join(str(p.get("text")) for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
+
+
+def prompt_text(body: Any) -> str:
+    """What the caller asked: the last user message (chat, Responses), else the prompt or input."""
+    if not isinstance(body, dict):
+        return ""
+    messages = body.get("messages") if isinstance(body.get("messages"), list) else body.get("input")
+    if isinstance(messages, list):
+        for message in reversed(messages):
+            if isinstance(message, dict) and message.get("role") == "user":
+                return _message_text(message.get("content"))
+    for field in ("input", "prompt"):
+        value = body.get(field)
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list) and value and isinstance(value[0], str):
+            return value[0]
+    return ""
+
+
+def age(recorded_at: Any, now: datetime | None = None) -> str:
+    """How long ago an episode was recorded: ``45s``, ``12m``, ``5h``, ``3d``."""
+    try:
+        when = datetime.fromisoformat(str(recorded_at).replace("Z", "+00:00"))
+    except ValueError:
+        return "?"
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    seconds = max(0, int(((now or datetime.now(UTC)) - when).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size * (2 if unit == "d" else 1):
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def first_words(text: str, count: int = FIRST_WORDS) -> str:
     words = text.split()
     return " ".join(words[:count]) + (" ..." if len(words) > count else "")
@@ -57,13 +99,16 @@ def print_listing(root: Path, only: str | None, limit: int, console: Console | N
         return
     full = total <= FULL_SCAN_MAX
     table = Table(box=None, pad_edge=False)
-    table.add_column("cassette", max_width=30, no_wrap=True, overflow="ellipsis")
+    table.add_column("cassette", max_width=24, no_wrap=True, overflow="ellipsis")
     table.add_column("key", no_wrap=True, min_width=16)
-    table.add_column("eps", justify="right", min_width=3)
-    table.add_column("route", no_wrap=True, max_width=20)
-    table.add_column("model", max_width=20, no_wrap=True, overflow="ellipsis")
-    table.add_column("seed", justify="right")
-    table.add_column("answer (first words)", no_wrap=True, overflow="ellipsis", max_width=50)
+    table.add_column("api", no_wrap=True, min_width=8)
+    table.add_column("deployment/model", max_width=20, no_wrap=True, overflow="ellipsis")
+    table.add_column("route", no_wrap=True, max_width=26, overflow="ellipsis")
+    table.add_column("seed", justify="right", no_wrap=True, min_width=4)
+    table.add_column("temp", justify="right", no_wrap=True, min_width=4)
+    table.add_column("eps", justify="right", no_wrap=True, min_width=3)
+    table.add_column("age", justify="right", no_wrap=True, min_width=5)
+    table.add_column("asked (last user message)", no_wrap=True, overflow="ellipsis", max_width=40)
     shown = broken = 0
     for name in names:
         if not full and shown >= limit:
@@ -72,7 +117,7 @@ def print_listing(root: Path, only: str | None, limit: int, console: Console | N
             if isinstance(recording, CassetteError):
                 broken += 1
                 if shown < limit:
-                    table.add_row(name, path.stem, "-", "-", "-", "-", f"[red]broken: {recording}[/red]")
+                    table.add_row(name, path.stem, "-", "-", "-", "-", "-", "-", "-", f"[red]broken: {recording}[/red]")
                     shown += 1
                 continue
             if shown < limit:
@@ -104,21 +149,25 @@ def _print_counts(console: Console, counts: dict[str, int], limit: int) -> None:
 
 
 def _row(cassette: str, recording: Recording) -> tuple[str, ...]:
-    body = recording.request.get("body") or {}
+    """What tells recordings apart: where it went, what it asked, how many times, how long ago."""
+    request = recording.request
+    body = request.get("body") or {}
     last = recording.episodes[-1] if recording.episodes else {}
-    seed = body.get("seed")
-    text = answer_text(response_json(last)) if last else ""
-    route = recording.request.get("route", "")
+    seed, temperature = body.get("seed"), body.get("temperature")
+    route = request.get("route", "")
     if is_stream(last):
         route += " (stream)"
     return (
         cassette,
         recording.key[:16],
-        str(len(recording.episodes)),
+        str(request.get("api") or ""),
+        str(request.get("deployment") or body.get("model") or ""),
         route,
-        str(body.get("model", "")),
         "" if seed is None else str(seed),
-        first_words(text),
+        "" if temperature is None else str(temperature),
+        str(len(recording.episodes)),
+        age(last.get("recorded_at")) if last else "-",
+        first_words(" ".join(prompt_text(body).split())),
     )
 
 
@@ -126,7 +175,7 @@ def _console() -> Console:
     """Wide enough for a row per recording when output goes to a file or a pipe."""
     console = Console()
     if not console.is_terminal:
-        console = Console(width=160)
+        console = Console(width=180)
     return console
 
 

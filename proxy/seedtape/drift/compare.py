@@ -5,8 +5,13 @@ sampling reproducible only "almost always", and ``system_fingerprint`` names the
 backend configuration, so a verified request is described by three independent flags
 and one class:
 
+Whether a request asked for determinism is its family's rule (``seed`` set or
+``temperature`` 0 for chat; see ``families/``); ``compare`` is told. Only such a request
+can drift in content: any other one asked for a new sample, so a different text is
+``variety``, reported and never counted as drift.
+
 flags (always in this order, ``[]`` means the ``x-seedtape-drift: none`` header)
-    ``content``      a choice's ``message.content``, ``tool_calls`` (function name and
+    ``content``      (a request meant to repeat) a choice's ``message.content``, ``tool_calls`` (function name and
                      arguments; arguments compared as parsed JSON when both sides
                      parse, else as strings), ``refusal``, legacy ``function_call`` or
                      ``finish_reason`` differs, or the number of choices differs.
@@ -17,6 +22,9 @@ flags (always in this order, ``[]`` means the ``x-seedtape-drift: none`` header)
                      when dimensions or counts differ. A response of no known shape
                      (an error body recorded with ``--record-errors``) is compared as
                      whole JSON minus the volatile fields.
+    ``variety``      the same difference in a request that did not ask for
+                     determinism (no seed, temperature above 0; images): expected,
+                     never drift.
     ``fingerprint``  the recording had a ``system_fingerprint`` and live has another
                      one or none. A recording without one (newer models omit it) gives
                      fingerprint status ``unknown``, never a flag.
@@ -31,7 +39,13 @@ class (one per request)
     ``content-same-fingerprint``  content drifted, fingerprint same or unknown: the
                                   "almost always" case the seed documents warn about
     ``content-new-fingerprint``   content drifted and the backend said it changed
+    ``variety``                   a request not meant to repeat answered differently
+                                  (whatever the fingerprint did; its flag stays visible)
     ``unrecorded``                no recording
+
+:attr:`DriftResult.drifted` is true only for a request meant to repeat with a
+``content``, ``fingerprint`` or ``model`` flag: ``variety`` and ``unrecorded`` are
+counted on their own.
 
 Never drift: ``id``, ``created``, ``usage`` (reported as recorded/live/delta, never
 flagged), the streaming ``obfuscation`` padding, and every field outside the list
@@ -60,19 +74,22 @@ from seedtape.episode import is_stream, response_json
 from seedtape.families import CHAT, Family
 from seedtape.jsonpath import parse_path, remove_path
 
-FLAG_ORDER = ("content", "fingerprint", "model", "unrecorded")
+FLAG_ORDER = ("content", "variety", "fingerprint", "model", "unrecorded")
+DRIFT_FLAGS = frozenset({"content", "fingerprint", "model"})
 CLASSES = (
     "identical",
     "fingerprint-only",
     "model-only",
     "content-same-fingerprint",
     "content-new-fingerprint",
+    "variety",
     "unrecorded",
 )
 LOG_SCHEMA = "seedtape.drift/1"
 VOLATILE_FIELDS = frozenset({"id", "created", "usage", "obfuscation"})
 EMBEDDING_MIN_COSINE = 0.9999
-_REQUEST_CONTEXT_FIELDS = ("api", "route", "deployment", "api_version", "model", "seed")
+# ``deterministic`` and ``determinism`` (its reason) come from the family's rule.
+_REQUEST_CONTEXT_FIELDS = ("api", "route", "deployment", "api_version", "model", "seed", "temperature", "deterministic", "determinism")
 
 
 # --------------------------------------------------------------------------- ignore paths
@@ -357,10 +374,16 @@ class DriftResult:
     choices: list[dict[str, Any]] = field(default_factory=list)
     recorded_at: str | None = None
     ignored_paths: list[str] = field(default_factory=list)
+    deterministic: bool = True
 
     @property
     def drifted(self) -> bool:
-        return bool(self.flags)
+        """A request meant to repeat that did not (never ``variety``, never ``unrecorded``)."""
+        return self.deterministic and any(flag in DRIFT_FLAGS for flag in self.flags)
+
+    @property
+    def unrecorded(self) -> bool:
+        return "unrecorded" in self.flags
 
     @property
     def header(self) -> str:
@@ -382,6 +405,7 @@ class DriftResult:
             "choices": copy.deepcopy(self.choices),
             "recorded_at": self.recorded_at,
             "ignored_paths": list(self.ignored_paths),
+            "deterministic": self.deterministic,
         }
 
     def to_log_entry(self, context: Mapping[str, Any]) -> dict[str, Any]:
@@ -433,6 +457,8 @@ def classify(flags: Sequence[str]) -> str:
     """The class of a set of flags (see the module docstring)."""
     if "unrecorded" in flags:
         return "unrecorded"
+    if "variety" in flags:
+        return "variety"
     if "content" in flags:
         return "content-new-fingerprint" if "fingerprint" in flags else "content-same-fingerprint"
     if "fingerprint" in flags:
@@ -510,8 +536,13 @@ def compare(
     live_episode: Mapping[str, Any],
     ignore_paths: Sequence[str] = (),
     family: Family = CHAT,
+    deterministic: bool = True,
 ) -> DriftResult:
-    """Compare a live episode with its recording (``None`` when there is none)."""
+    """Compare a live episode with its recording (``None`` when there is none).
+
+    ``deterministic``: the request asked for the same answer every time (its family's
+    rule, ``Exchange.deterministic``); when false a content difference is ``variety``.
+    """
     ignore = [parse_ignore_path(path) for path in ignore_paths]
     fingerprint_of = family.fingerprint
     live = comparable_response(live_episode, ignore, family)
@@ -527,6 +558,7 @@ def compare(
             usage=_usage_report(None, live_usage),
             status={"recorded": None, "live": live_episode.get("status")},
             ignored_paths=list(ignore_paths),
+            deterministic=deterministic,
         )
     recorded = comparable_response(recorded_episode, ignore, family)
     recorded_raw = response_json(recorded_episode, family)
@@ -535,7 +567,8 @@ def compare(
     fingerprint, fingerprint_changed = _fingerprint_report(fingerprint_of(recorded), fingerprint_of(live))
     model_r, model_l = _model_of(recorded), _model_of(live)
     flagged = {
-        "content": bool(details),
+        "content": bool(details) and deterministic,
+        "variety": bool(details) and not deterministic,
         "fingerprint": fingerprint_changed,
         "model": model_r is not None and model_l is not None and model_r != model_l,
     }
@@ -554,6 +587,7 @@ def compare(
         choices=details,
         recorded_at=_str_or_none(recorded_episode.get("recorded_at")),
         ignored_paths=list(ignore_paths),
+        deterministic=deterministic,
     )
 
 

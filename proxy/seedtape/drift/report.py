@@ -7,9 +7,16 @@ and an inline SVG chart, no script and no external address, so it opens offline 
 can be attached to a CI run as is. Every text that came from a model or a log is
 escaped (``html.escape`` for HTML, ElementTree for XML) before it is written.
 
-``--fail-on`` rules: ``content``, ``fingerprint``, ``model``, ``unrecorded`` match the
-flag of the same name; ``any`` matches any flag (``unrecorded`` included). A request
-fails when one rule matches; :func:`exit_code` is 1 when any request fails.
+Variety is not drift. A request that did not ask for determinism (its family's rule:
+no ``seed`` and a temperature above 0, images, ...) is classed ``variety`` when its
+answer changed; the headline counts only the requests that were meant to repeat, and
+``unrecorded`` is a count of its own. Every format shows each request's seed,
+temperature and the reason it was (or was not) meant to repeat.
+
+``--fail-on`` rules: ``content``, ``variety``, ``fingerprint``, ``model``, ``unrecorded``
+match the flag of the same name (``content`` is only ever set on a request meant to
+repeat); ``any`` matches any flag but ``variety``. A request fails when one rule
+matches; :func:`exit_code` is 1 when any request fails.
 """
 
 from __future__ import annotations
@@ -28,15 +35,16 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from seedtape.drift.compare import CLASSES, FLAG_ORDER, classify
+from seedtape.drift.compare import CLASSES, DRIFT_FLAGS, FLAG_ORDER, classify
 from seedtape.drift.worddiff import ADDED, EQUAL, REMOVED, trim_ops
 from seedtape.terminal import render_text
 
 FORMATS = ("table", "json", "junit", "html")
-FAIL_ON_RULES = ("content", "fingerprint", "model", "unrecorded", "any")
+FAIL_ON_RULES = ("content", "variety", "fingerprint", "model", "unrecorded", "any")
 REPORT_SCHEMA = "seedtape.report/1"
 DEFAULT_WORST = 10
 HTML_MAX_DIFFS = 500
+CHANGED_ROWS = 100  # table: rows of the "changed requests" table at most
 
 CLASS_LABELS = {
     "identical": "identical",
@@ -44,6 +52,7 @@ CLASS_LABELS = {
     "model-only": "model only",
     "content-same-fingerprint": "content drift, same fingerprint",
     "content-new-fingerprint": "content drift, new fingerprint",
+    "variety": "variety (not meant to repeat)",
     "unrecorded": "unrecorded",
 }
 CLASS_COLOURS = {
@@ -52,6 +61,7 @@ CLASS_COLOURS = {
     "model-only": "#6a1b9a",
     "content-same-fingerprint": "#ef6c00",
     "content-new-fingerprint": "#c62828",
+    "variety": "#1e88e5",
     "unrecorded": "#757575",
 }
 # Column heads for the per-cassette table, narrow enough for an 80-column terminal.
@@ -61,6 +71,7 @@ CLASS_SHORT = {
     "model-only": "model only",
     "content-same-fingerprint": "content/same fp",
     "content-new-fingerprint": "content/new fp",
+    "variety": "variety",
     "unrecorded": "unrecorded",
 }
 RICH_CLASS_STYLES = {
@@ -69,6 +80,7 @@ RICH_CLASS_STYLES = {
     "model-only": "magenta",
     "content-same-fingerprint": "dark_orange",
     "content-new-fingerprint": "red",
+    "variety": "blue",
     "unrecorded": "bright_black",
 }
 
@@ -100,7 +112,7 @@ def failed_rules(entry: Mapping[str, Any], fail_on: Iterable[str]) -> list[str]:
     """The ``--fail-on`` rules this entry matches, in rule order."""
     flags = set(flags_of(entry))
     rules = set(fail_on)
-    return [r for r in FAIL_ON_RULES if r in rules and ((r == "any" and flags) or r in flags)]
+    return [r for r in FAIL_ON_RULES if r in rules and ((r == "any" and flags - {"variety"}) or r in flags)]
 
 
 def exit_code(entries: Sequence[Mapping[str, Any]], fail_on: Iterable[str]) -> int:
@@ -137,6 +149,47 @@ def similarity_of(entry: Mapping[str, Any]) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def deterministic_of(entry: Mapping[str, Any]) -> bool:
+    """Was the request meant to repeat? Logs written before the split said nothing: yes
+    (they were all compared as drift, so reading them keeps what they meant)."""
+    for value in (entry.get("deterministic"), _dict(entry.get("request")).get("deterministic")):
+        if isinstance(value, bool):
+            return value
+    return True
+
+
+def seed_text(entry: Mapping[str, Any]) -> str:
+    request = _dict(entry.get("request"))
+    if "seed" not in request:
+        return "?"
+    return "-" if request["seed"] is None else str(request["seed"])
+
+
+def temperature_text(entry: Mapping[str, Any]) -> str:
+    """The request's temperature; ``default`` when it set none (the API's default)."""
+    request = _dict(entry.get("request"))
+    if "temperature" not in request:
+        return "?"
+    return "default" if request["temperature"] is None else str(request["temperature"])
+
+
+def reason_text(entry: Mapping[str, Any]) -> str:
+    """Why the request was (or was not) meant to repeat, as its family's rule said."""
+    reason = _dict(entry.get("request")).get("determinism")
+    return str(reason) if reason else "?"
+
+
+def request_line(entry: Mapping[str, Any]) -> str:
+    """``seed 42, temperature 0.7, meant to repeat: yes (seed)``: what each format shows."""
+    meant = "yes" if deterministic_of(entry) else "no"
+    return f"seed {seed_text(entry)}, temperature {temperature_text(entry)}, meant to repeat: {meant} ({reason_text(entry)})"
+
+
+def is_drift(entry: Mapping[str, Any]) -> bool:
+    """A request meant to repeat that did not: what the headline counts."""
+    return deterministic_of(entry) and any(flag in DRIFT_FLAGS for flag in flags_of(entry))
+
+
 def case_name(entry: Mapping[str, Any]) -> str:
     """``<key prefix> <model> #<episode>``: short, stable and unique per verified request."""
     key = str(entry.get("key") or "?")[:16]
@@ -148,15 +201,28 @@ def cassette_of(entry: Mapping[str, Any]) -> str:
     return str(entry.get("cassette") or "default")
 
 
-def worst_drifts(entries: Sequence[Mapping[str, Any]], limit: int = DEFAULT_WORST) -> list[Mapping[str, Any]]:
-    """Content drifts, lowest similarity first (the ones a reader should look at)."""
-    drifted = [e for e in entries if "content" in flags_of(e)]
+def worst_drifts(entries: Sequence[Mapping[str, Any]], limit: int = DEFAULT_WORST, flag: str = "content") -> list[Mapping[str, Any]]:
+    """Content drifts (or, with ``flag="variety"``, variety), lowest similarity first."""
+    drifted = [e for e in entries if flag in flags_of(e)]
     drifted.sort(key=lambda e: (similarity_of(e) if similarity_of(e) is not None else 2.0, cassette_of(e), case_name(e)))
     return drifted[:limit]
 
 
+def changed(entries: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Every request that was not identical: drift first, then variety, then unrecorded."""
+    order = {name: i for i, name in enumerate(("content-new-fingerprint", "content-same-fingerprint", "fingerprint-only", "model-only"))}
+    rows = [e for e in entries if class_of(e) != "identical"]
+    rows.sort(key=lambda e: (not is_drift(e), order.get(class_of(e), 9), class_of(e), cassette_of(e), case_name(e)))
+    return rows
+
+
 def summarize(entries: Sequence[Mapping[str, Any]], fail_on: Iterable[str] = (), worst: int = DEFAULT_WORST) -> dict[str, Any]:
-    """Every number the formats show, as plain JSON."""
+    """Every number the formats show, as plain JSON.
+
+    ``meant_to_repeat`` counts recorded requests that asked for determinism, ``drifted``
+    those of them that did not repeat; ``not_meant_to_repeat`` and ``variety`` the
+    others; ``unrecorded`` had nothing to compare with.
+    """
     rules = set(fail_on)
     classes = Counter(class_of(e) for e in entries)
     per_cassette: dict[str, Counter[str]] = {}
@@ -164,12 +230,18 @@ def summarize(entries: Sequence[Mapping[str, Any]], fail_on: Iterable[str] = (),
         per_cassette.setdefault(cassette_of(entry), Counter())[class_of(entry)] += 1
     pairs: dict[tuple[str, str, str], list[int]] = {}
     for entry in entries:
-        counts = pairs.setdefault((model_of(entry), *fingerprints_of(entry)), [0, 0])
+        counts = pairs.setdefault((model_of(entry), *fingerprints_of(entry)), [0, 0, 0])
         counts[0] += 1
         counts[1] += "content" in flags_of(entry)
+        counts[2] += "variety" in flags_of(entry)
+    recorded = [e for e in entries if class_of(e) != "unrecorded"]
     return {
         "total": len(entries),
-        "drifted": sum(1 for e in entries if flags_of(e)),
+        "meant_to_repeat": sum(1 for e in recorded if deterministic_of(e)),
+        "drifted": sum(1 for e in entries if is_drift(e)),
+        "not_meant_to_repeat": sum(1 for e in recorded if not deterministic_of(e)),
+        "variety": classes.get("variety", 0),
+        "unrecorded": classes.get("unrecorded", 0),
         "classes": {name: classes.get(name, 0) for name in CLASSES},
         "flags": {flag: sum(1 for e in entries if flag in flags_of(e)) for flag in FLAG_ORDER},
         "cassettes": [
@@ -177,7 +249,8 @@ def summarize(entries: Sequence[Mapping[str, Any]], fail_on: Iterable[str] = (),
             for name, c in sorted(per_cassette.items())
         ],
         "fingerprints": [
-            {"model": m, "recorded": r, "live": live, "total": t, "content_drift": d} for (m, r, live), (t, d) in sorted(pairs.items())
+            {"model": m, "recorded": r, "live": live, "total": t, "content_drift": d, "variety": v}
+            for (m, r, live), (t, d, v) in sorted(pairs.items())
         ],
         "worst": [
             {
@@ -186,6 +259,8 @@ def summarize(entries: Sequence[Mapping[str, Any]], fail_on: Iterable[str] = (),
                 "class": class_of(e),
                 "similarity": similarity_of(e),
                 "first_divergence": e.get("first_divergence"),
+                "seed": _dict(e.get("request")).get("seed"),
+                "temperature": _dict(e.get("request")).get("temperature"),
             }
             for e in worst_drifts(entries, worst)
         ],
@@ -193,6 +268,20 @@ def summarize(entries: Sequence[Mapping[str, Any]], fail_on: Iterable[str] = (),
         "failing": sum(1 for e in entries if failed_rules(e, rules)),
         "exit_code": exit_code(entries, rules),
     }
+
+
+def headline(summary: Mapping[str, Any]) -> str:
+    """The sentence every format opens with: drift among the requests meant to repeat."""
+    return f"{summary['drifted']} of {summary['meant_to_repeat']} requests meant to repeat drifted"
+
+
+def aside(summary: Mapping[str, Any]) -> str:
+    """What else was verified, counted apart from drift."""
+    return (
+        f"{summary['total']} verified: {summary['meant_to_repeat']} meant to repeat (seed, temperature 0, or a family that "
+        f"always repeats), {summary['not_meant_to_repeat']} not ({summary['variety']} of them varied, as asked), "
+        f"{summary['unrecorded']} unrecorded"
+    )
 
 
 def _ops(entry: Mapping[str, Any]) -> list[list[str]]:
@@ -252,11 +341,12 @@ def describe(entry: Mapping[str, Any]) -> list[str]:
     model = _dict(entry.get("model"))
     lines = [
         f"class: {class_of(entry)}; flags: {', '.join(flags_of(entry)) or 'none'}",
+        f"request: {request_line(entry)}",
         f"fingerprint: {recorded_fp} -> {live_fp} ({status})",
         f"model: {model.get('recorded') or '?'} -> {model.get('live') or '?'}",
     ]
     similarity = similarity_of(entry)
-    if "content" in flags_of(entry):
+    if "content" in flags_of(entry) or "variety" in flags_of(entry):
         first = entry.get("first_divergence")
         shown = "?" if similarity is None else similarity
         lines.append(f"similarity: {shown}; first divergence at word {'-' if first is None else first}")
@@ -278,10 +368,11 @@ def describe(entry: Mapping[str, Any]) -> list[str]:
 def table(entries: Sequence[Mapping[str, Any]], fail_on: Iterable[str] = (), worst: int = DEFAULT_WORST) -> Group:
     """The terminal report as rich renderables, for a CLI to ``console.print``."""
     summary = summarize(entries, fail_on, worst)
-    parts: list[Any] = [Text(f"seedtape drift report: {summary['total']} verified requests, {summary['drifted']} drifted", style="bold")]
+    parts: list[Any] = [Text(f"seedtape drift report: {headline(summary)}", style="bold"), Text(aside(summary), style="dim")]
     parts.append(_classes_table(summary))
     parts.append(_cassettes_table(summary))
     parts.append(_fingerprints_table(summary))
+    parts.extend(_changed_renderables(entries))
     parts.extend(_worst_renderables(entries, worst))
     parts.append(_verdict(summary))
     return Group(*parts)
@@ -315,13 +406,45 @@ def _cassettes_table(summary: Mapping[str, Any]) -> Table:
 
 def _fingerprints_table(summary: Mapping[str, Any]) -> Table:
     grid = Table(title="Model and fingerprint (recorded -> live)", title_justify="left")
-    for column in ("model", "recorded", "live", "requests", "content drift"):
-        grid.add_column(column, justify="right" if column in ("requests", "content drift") else "left")
+    for column in ("model", "recorded", "live", "requests", "content drift", "variety"):
+        grid.add_column(column, justify="right" if column in ("requests", "content drift", "variety") else "left")
     for row in summary["fingerprints"]:
-        changed = row["recorded"] != row["live"] and not row["recorded"].startswith("(")
-        live = Text(row["live"], style="yellow" if changed else "")
-        grid.add_row(row["model"], row["recorded"], live, str(row["total"]), str(row["content_drift"]))
+        moved = row["recorded"] != row["live"] and not row["recorded"].startswith("(")
+        live = Text(row["live"], style="yellow" if moved else "")
+        grid.add_row(row["model"], row["recorded"], live, str(row["total"]), str(row["content_drift"]), str(row.get("variety", 0)))
     return grid
+
+
+def _changed_renderables(entries: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """Every request that was not identical, with the seed, temperature and reason."""
+    rows = changed(entries)
+    if not rows:
+        return []
+    grid = Table(title="Changed requests (drift first; variety was not meant to repeat)", title_justify="left")
+    grid.add_column("cassette", max_width=16, no_wrap=True, overflow="ellipsis")
+    grid.add_column("request", no_wrap=True)
+    grid.add_column("seed", justify="right")
+    grid.add_column("temp", justify="right")
+    grid.add_column("meant to repeat", no_wrap=True, overflow="ellipsis")
+    grid.add_column("class", no_wrap=True)
+    grid.add_column("similarity", justify="right")
+    for entry in rows[:CHANGED_ROWS]:
+        similarity = similarity_of(entry)
+        meant = ("yes: " if deterministic_of(entry) else "no: ") + reason_text(entry)
+        episode = entry.get("episode")
+        grid.add_row(
+            cassette_of(entry),
+            f"{str(entry.get('key') or '?')[:16]} #{episode if episode is not None else '?'}",
+            seed_text(entry),
+            temperature_text(entry),
+            meant,
+            Text(CLASS_SHORT[class_of(entry)], style=RICH_CLASS_STYLES[class_of(entry)]),
+            "-" if similarity is None else f"{similarity:.3f}",
+        )
+    parts: list[Any] = [grid]
+    if len(rows) > CHANGED_ROWS:
+        parts.append(Text(f"... {len(rows) - CHANGED_ROWS} more changed requests (see --format json)", style="dim"))
+    return parts
 
 
 def rich_diff(ops: Sequence[Sequence[str]], indent: str = "") -> Text:
@@ -343,7 +466,7 @@ def rich_diff(ops: Sequence[Sequence[str]], indent: str = "") -> Text:
 def _worst_renderables(entries: Sequence[Mapping[str, Any]], worst: int) -> list[Any]:
     chosen = worst_drifts(entries, worst)
     if not chosen:
-        return [Text("No content drift.", style="green")]
+        return [Text("No content drift among the requests meant to repeat.", style="green")]
     parts: list[Any] = [Text(f"Worst drifts ({len(chosen)} of {sum(1 for e in entries if 'content' in flags_of(e))})", style="bold")]
     for entry in chosen:
         similarity = similarity_of(entry)
@@ -353,6 +476,7 @@ def _worst_renderables(entries: Sequence[Mapping[str, Any]], worst: int) -> list
         if entry.get("first_divergence") is not None:
             header.append(f", first divergence at word {entry['first_divergence']}")
         parts.append(header)
+        parts.append(Text("  " + request_line(entry), style="dim"))
         ops = _ops(entry)
         if ops:
             parts.append(rich_diff(ops))
@@ -414,9 +538,10 @@ def xml_safe(text: str) -> str:
 def render_junit(entries: Sequence[Mapping[str, Any]], fail_on: Iterable[str] = ()) -> str:
     """JUnit XML in the layout pytest's ``junit_family=xunit2`` writes (junit-10.xsd).
 
-    One ``<testcase>`` per verified request; a ``<failure>`` when a ``--fail-on`` rule
-    matches, carrying the diff as text; drift that fails no rule goes to
-    ``<system-out>`` so it is still visible in CI.
+    One ``<testcase>`` per verified request, with ``<properties>`` naming its seed,
+    temperature and whether (and why) it was meant to repeat; a ``<failure>`` when a
+    ``--fail-on`` rule matches, carrying the diff as text; drift or variety that fails
+    no rule goes to ``<system-out>`` so it is still visible in CI.
     """
     rules = set(fail_on)
     failures = sum(1 for e in entries if failed_rules(e, rules))
@@ -440,6 +565,15 @@ def render_junit(entries: Sequence[Mapping[str, Any]], fail_on: Iterable[str] = 
             "testcase",
             {"classname": xml_safe(cassette_of(entry)), "name": xml_safe(case_name(entry)), "time": "0.000"},
         )
+        properties = ET.SubElement(case, "properties")
+        for name, value in (
+            ("seed", seed_text(entry)),
+            ("temperature", temperature_text(entry)),
+            ("meant_to_repeat", "yes" if deterministic_of(entry) else "no"),
+            ("determinism", reason_text(entry)),
+            ("class", class_of(entry)),
+        ):
+            ET.SubElement(properties, "property", {"name": name, "value": xml_safe(value)})
         matched = failed_rules(entry, rules)
         text = xml_safe("\n".join(describe(entry)))
         if matched:
@@ -458,7 +592,8 @@ _CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1b1b1b;background:#fff;
   margin:2rem auto;max-width:72rem;padding:0 1rem}
 h1{margin-bottom:.2rem}h2{margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
-.meta{color:#555}
+.meta{color:#555}.headline{font-size:1.1rem;font-weight:600}
+details{margin:1rem 0}summary{cursor:pointer;font-weight:600}
 table{border-collapse:collapse;margin:.5rem 0}
 th,td{border:1px solid #ddd;padding:.25rem .6rem;text-align:left;vertical-align:top}
 th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}
@@ -490,7 +625,8 @@ def render_html(entries: Sequence[Mapping[str, Any]], fail_on: Iterable[str] = (
     summary = summarize(entries, rules)
     body = [
         "<h1>seedtape drift report</h1>",
-        f'<p class="meta">{summary["total"]} verified requests, {summary["drifted"]} drifted; generated {_e(_now())}</p>',
+        f'<p class="headline">{_e(headline(summary))}</p>',
+        f'<p class="meta">{_e(aside(summary))}; generated {_e(_now())}</p>',
         _html_verdict(summary),
         '<section id="summary"><h2>Summary</h2>',
         _html_classes(summary),
@@ -498,7 +634,9 @@ def render_html(entries: Sequence[Mapping[str, Any]], fail_on: Iterable[str] = (
         "</section>",
         _html_cassettes(summary),
         _html_fingerprints(summary),
+        _html_requests(entries),
         _html_drifts(entries, rules),
+        _html_variety(entries, rules),
     ]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -567,7 +705,7 @@ def _html_cassettes(summary: Mapping[str, Any]) -> str:
 
 
 def _html_fingerprints(summary: Mapping[str, Any]) -> str:
-    head = ("model", "recorded fingerprint", "live fingerprint", "requests", "content drift")
+    head = ("model", "recorded fingerprint", "live fingerprint", "requests", "content drift", "variety")
     rows = [
         (
             _e(r["model"]),
@@ -575,6 +713,7 @@ def _html_fingerprints(summary: Mapping[str, Any]) -> str:
             f"<code>{_e(r['live'])}</code>",
             str(r["total"]),
             str(r["content_drift"]),
+            str(r.get("variety", 0)),
         )
         for r in summary["fingerprints"]
     ]
@@ -592,15 +731,52 @@ def _html_side(ops: Sequence[Sequence[str]], show: str, mark: str, tag_name: str
     return " ".join(p for p in parts if p) or f"<em>{_e(mark)}</em>"
 
 
+def _html_requests(entries: Sequence[Mapping[str, Any]]) -> str:
+    """Every request that changed, with what it asked for: the seed, the temperature and
+    the family's reason it was (or was not) meant to repeat."""
+    rows = changed(entries)
+    if not rows:
+        return ""
+    head = ("cassette", "request", "seed", "temperature", "meant to repeat", "class", "similarity")
+    cells = [
+        (
+            _e(cassette_of(e)),
+            f"<code>{_e(case_name(e))}</code>",
+            _e(seed_text(e)),
+            _e(temperature_text(e)),
+            _e(("yes: " if deterministic_of(e) else "no: ") + reason_text(e)),
+            f'<span class="swatch" style="background:{CLASS_COLOURS[class_of(e)]}"></span>{_e(CLASS_LABELS[class_of(e)])}',
+            "-" if similarity_of(e) is None else f"{similarity_of(e):.3f}",
+        )
+        for e in rows[:HTML_MAX_DIFFS]
+    ]
+    more = f"<p>{len(rows) - HTML_MAX_DIFFS} more not shown; see the JSON report.</p>" if len(rows) > HTML_MAX_DIFFS else ""
+    return f'<section id="requests"><h2>Changed requests</h2>{_html_table(head, cells, numeric_from=6)}{more}</section>'
+
+
+def _html_variety(entries: Sequence[Mapping[str, Any]], rules: set[str]) -> str:
+    """Variety's diffs, folded away: they were asked for, so they are not drift."""
+    varied = worst_drifts(entries, len(entries), flag="variety")
+    if not varied:
+        return ""
+    shown = varied[:HTML_MAX_DIFFS]
+    articles = "\n".join(_html_entry(entry, rules) for entry in shown)
+    return (
+        f'<section id="variety"><details><summary>Variety: {len(varied)} request(s) not meant to repeat answered '
+        f"differently (no seed and a temperature above 0, or a family that never repeats): not drift</summary>\n"
+        f"{articles}</details></section>"
+    )
+
+
 def _html_drifts(entries: Sequence[Mapping[str, Any]], rules: set[str]) -> str:
-    drifted = [e for e in entries if flags_of(e)]
+    drifted = [e for e in entries if flags_of(e) and "variety" not in flags_of(e)]
     content = worst_drifts(drifted, len(drifted))
     others = [e for e in drifted if "content" not in flags_of(e)]
     ordered = content + others
     shown = ordered[:HTML_MAX_DIFFS]
     parts = ['<section id="drifts"><h2>Drifted requests</h2>']
     if not ordered:
-        parts.append("<p>No drift: every verified request matched its recording.</p>")
+        parts.append("<p>No drift: every verified request meant to repeat matched its recording.</p>")
     parts.extend(_html_entry(entry, rules) for entry in shown)
     if len(ordered) > len(shown):
         parts.append(f"<p>{len(ordered) - len(shown)} more drifted requests not shown; see the JSON report.</p>")
@@ -619,10 +795,11 @@ def _html_entry(entry: Mapping[str, Any], rules: set[str]) -> str:
     model = _dict(entry.get("model"))
     facts = [
         f"class: <strong>{_e(CLASS_LABELS[name])}</strong>",
+        _e(request_line(entry)),
         f"fingerprint: <code>{_e(recorded_fp)}</code> &rarr; <code>{_e(live_fp)}</code>",
         f"model: {_e(model.get('recorded') or '?')} &rarr; {_e(model.get('live') or '?')}",
     ]
-    if "content" in flags_of(entry) and similarity is not None:
+    if ("content" in flags_of(entry) or "variety" in flags_of(entry)) and similarity is not None:
         first = entry.get("first_divergence")
         facts.append(f"similarity {similarity:.3f}" + (f", first divergence at word {_e(first)}" if first is not None else ""))
     ops = _ops(entry)

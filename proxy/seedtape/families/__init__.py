@@ -8,7 +8,7 @@ off the URL shape (OpenAI ``/v1/``, Azure ``/openai/deployments/{d}/``, ``/opena
 
 from __future__ import annotations
 
-from seedtape.families.base import Endpoint, Family, StreamEnd
+from seedtape.families.base import Determinism, Endpoint, Family, StreamEnd
 from seedtape.families.chat import Chat
 from seedtape.families.completions import Completions
 from seedtape.families.embeddings import Embeddings
@@ -35,7 +35,7 @@ _STATIC: dict[tuple[str, str], tuple[Family, Endpoint]] = {
     (ep.method, ep.route): (family, ep) for family in FAMILIES for ep in family.endpoints if "{" not in ep.route
 }
 
-__all__ = ["FAMILIES", "Endpoint", "Family", "StreamEnd", "family_of", "match_endpoint"]
+__all__ = ["FAMILIES", "Determinism", "Endpoint", "Family", "StreamEnd", "family_of", "match_endpoint"]
 
 
 def family_of(route: str) -> Family:

@@ -57,6 +57,18 @@ class StreamEnd(Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Determinism:
+    """Whether a request asked for the same answer every time, and why.
+
+    ``reason`` is what the drift log and reports show beside the seed and temperature
+    (``seed``, ``temperature 0``, ``embeddings: always``, ``no seed, temperature 0.7``).
+    """
+
+    deterministic: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class DriftPart:
     """One thing verify compares, as text: a message, a function call, a hash."""
 
@@ -78,14 +90,25 @@ class Family:
         """Did the request ask for a stream?"""
         return body.get("stream") is True
 
+    def determinism(self, endpoint: Endpoint, body: Mapping[str, Any]) -> Determinism:
+        """Did the caller ask for the same answer every time, and why (the family's rule)?
+
+        The chat rule: ``seed`` set, or ``temperature`` 0. Families override this one
+        method; :meth:`deterministic` only reads it, so auto mode's cache and verify's
+        drift/variety split can never disagree.
+        """
+        if body.get("seed") is not None:
+            return Determinism(True, "seed")
+        if is_zero(body.get("temperature")):
+            return Determinism(True, "temperature 0")
+        return Determinism(False, f"no seed, temperature {temperature_text(body)}")
+
     def deterministic(self, endpoint: Endpoint, body: Mapping[str, Any]) -> bool:
         """Did the caller ask for the same answer every time (auto mode caches it)?
 
-        The chat rule: ``seed`` set, or ``temperature`` 0.
+        Never overridden (tests/families checks): a family says why in :meth:`determinism`.
         """
-        if body.get("seed") is not None:
-            return True
-        return is_zero(body.get("temperature"))
+        return self.determinism(endpoint, body).deterministic
 
     def stream_end(self, data: Any) -> StreamEnd | None:
         """Does this event end the stream? ``data: [DONE]`` for chat; an event with a
@@ -124,6 +147,12 @@ def is_zero(value: Any) -> bool:
         except ValueError:
             return False
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0
+
+
+def temperature_text(body: Mapping[str, Any], default: str = "unset") -> str:
+    """The request's temperature as reports show it: ``0.7``, or ``unset`` (the API's default)."""
+    value = body.get("temperature")
+    return default if value is None else str(value)
 
 
 def is_positive(value: Any) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from seedtape.families.base import Endpoint, Family, endpoint
+from seedtape.families.base import Determinism, Endpoint, Family, endpoint
 
 
 class Embeddings(Family):
@@ -19,8 +19,8 @@ class Embeddings(Family):
     endpoints = (endpoint("embeddings"),)
     drift_kind = "embedding"
 
-    def deterministic(self, endpoint: Endpoint, body: Mapping[str, Any]) -> bool:
-        return True
+    def determinism(self, endpoint: Endpoint, body: Mapping[str, Any]) -> Determinism:
+        return Determinism(True, "embeddings: always")
 
     def wants_stream(self, endpoint: Endpoint, body: Mapping[str, Any]) -> bool:
         return False

@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from seedtape.families.base import MULTIPART, DriftPart, Family, StreamEnd, endpoint
+from seedtape.families.base import MULTIPART, Determinism, DriftPart, Family, StreamEnd, endpoint
 
 COMPLETE_EVENTS = frozenset({"image_generation.completed", "image_edit.completed"})
 
@@ -33,8 +33,8 @@ class Images(Family):
             return StreamEnd.COMPLETE
         return super().stream_end(data)
 
-    def deterministic(self, endpoint: Any, body: Any) -> bool:
-        return False
+    def determinism(self, endpoint: Any, body: Any) -> Determinism:
+        return Determinism(False, "images: never (asking again asks for another image)")
 
     def assemble(self, events: Sequence[Any]) -> Any:
         done = [e for e in events if isinstance(e, dict) and e.get("type") in COMPLETE_EVENTS]

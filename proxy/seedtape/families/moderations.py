@@ -10,15 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from seedtape.families.base import DriftPart, Endpoint, Family, endpoint
+from seedtape.families.base import Determinism, DriftPart, Endpoint, Family, endpoint
 
 
 class Moderations(Family):
     name = "moderations"
     endpoints = (endpoint("moderations"),)
 
-    def deterministic(self, endpoint: Endpoint, body: Mapping[str, Any]) -> bool:
-        return True
+    def determinism(self, endpoint: Endpoint, body: Mapping[str, Any]) -> Determinism:
+        return Determinism(True, "moderations: always")
 
     def wants_stream(self, endpoint: Endpoint, body: Mapping[str, Any]) -> bool:
         return False

@@ -21,7 +21,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from seedtape.families.base import NO_BODY, DriftPart, Endpoint, Family, StreamEnd, endpoint, is_zero
+from seedtape.families.base import NO_BODY, Determinism, DriftPart, Endpoint, Family, StreamEnd, endpoint, is_zero, temperature_text
 
 COMPLETE_EVENTS = frozenset({"response.completed", "response.incomplete"})
 ERROR_EVENTS = frozenset({"response.failed", "error"})
@@ -45,10 +45,14 @@ class Responses(Family):
             return endpoint.method == "GET" and str(query.get("stream", "")).lower() == "true"
         return body.get("stream") is True
 
-    def deterministic(self, endpoint: Endpoint, body: Mapping[str, Any]) -> bool:
+    def determinism(self, endpoint: Endpoint, body: Mapping[str, Any]) -> Determinism:
         # A request about an object reads state that changes (a background response
         # moves from queued to completed): never served from the cache past its episodes.
-        return endpoint is CREATE and is_zero(body.get("temperature"))
+        if endpoint is not CREATE:
+            return Determinism(False, "reads a stored response, whose state changes")
+        if is_zero(body.get("temperature")):
+            return Determinism(True, "temperature 0")
+        return Determinism(False, f"temperature {temperature_text(body)} (the Responses API has no seed)")
 
     def stream_end(self, data: Any) -> StreamEnd | None:
         if not isinstance(data, dict):

@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from seedtape.families.base import DriftPart, Endpoint, Family, StreamEnd, endpoint
+from seedtape.families.base import Determinism, DriftPart, Endpoint, Family, StreamEnd, endpoint
 
 DONE_EVENT = "speech.audio.done"
 
@@ -29,8 +29,8 @@ class Speech(Family):
     def wants_stream(self, endpoint: Endpoint, body: Mapping[str, Any]) -> bool:
         return body.get("stream_format") == "sse"
 
-    def deterministic(self, endpoint: Endpoint, body: Mapping[str, Any]) -> bool:
-        return True
+    def determinism(self, endpoint: Endpoint, body: Mapping[str, Any]) -> Determinism:
+        return Determinism(True, "speech: always")
 
     def stream_end(self, data: Any) -> StreamEnd | None:
         if isinstance(data, dict) and data.get("type") == DONE_EVENT:

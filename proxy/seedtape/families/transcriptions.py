@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from seedtape.families.base import MULTIPART, DriftPart, Endpoint, Family, StreamEnd, endpoint, is_positive
+from seedtape.families.base import MULTIPART, Determinism, DriftPart, Endpoint, Family, StreamEnd, endpoint, is_positive, temperature_text
 
 DONE_EVENT = "transcript.text.done"
 
@@ -32,8 +32,10 @@ class Transcriptions(Family):
     def wants_stream(self, endpoint: Endpoint, body: Mapping[str, Any]) -> bool:
         return str(body.get("stream", "")).lower() == "true"
 
-    def deterministic(self, endpoint: Endpoint, body: Mapping[str, Any]) -> bool:
-        return not is_positive(body.get("temperature"))
+    def determinism(self, endpoint: Endpoint, body: Mapping[str, Any]) -> Determinism:
+        if is_positive(body.get("temperature")):
+            return Determinism(False, f"temperature {temperature_text(body)}")
+        return Determinism(True, "temperature 0" if body.get("temperature") is not None else "temperature unset (the API's default is 0)")
 
     def stream_end(self, data: Any) -> StreamEnd | None:
         if isinstance(data, dict) and data.get("type") == DONE_EVENT:

@@ -2,7 +2,9 @@
 
 The answer is the live one (or the recording, with ``--verify-serve recorded``, so a
 suite stays stable while still measuring). Every verified request adds one line to
-the drift log; ``--update`` re-records the episodes that drifted, and only those.
+the drift log. A request that did not ask for determinism (its family's rule) is
+compared too, but a different answer is ``variety``, not drift. ``--update``
+re-records the episodes that drifted (and records unrecorded ones), and only those.
 """
 
 from __future__ import annotations
@@ -41,10 +43,10 @@ class Verify:
         # The recording was redacted when written: compare like with like, so redacted
         # fields are not drift and what the drift log quotes is redacted too.
         compared = engine.redactor.episode(live) if engine.redactor else live
-        result = compare(recorded, compared, engine.settings.ignore_paths, exchange.family)
+        result = compare(recorded, compared, engine.settings.ignore_paths, exchange.family, exchange.deterministic)
         await engine.log_drift(exchange, result, number or None)
         cache = "verified"
-        if engine.settings.update and result.drifted:
+        if engine.settings.update and (result.drifted or result.unrecorded):
             number = await engine.save(exchange, live)
             cache = "recorded"
         headers = seedtape_headers(exchange.mode, cache, exchange.key, number or None)

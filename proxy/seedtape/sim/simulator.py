@@ -72,6 +72,9 @@ class SimConfig:
     fingerprint: str = "fp_sim0001"  # system_fingerprint it reports
     model: str = "gpt-4o-2024-08-06"  # model reported (Azure deployments report the underlying model)
     seed_drift: float = 0.0  # chance a seeded ~50-token answer still differs; longer ones drift more
+    greedy_drift: float = 0.0  # the same for temperature-0 requests without a seed
+    drift_prefix: int = 0  # words every answer shares before drift may start (0: the last 40% may drift)
+    fingerprint_every: int = 0  # rotate system_fingerprint after every N API requests (0: never)
     stream_delay_ms: float = 0.0  # sleep between streamed chunks
     first_byte_delay_ms: float = 0.0  # sleep before the status line and headers
     omit_fingerprint: bool = False  # newer models omit system_fingerprint
@@ -261,6 +264,11 @@ class Simulator:
         with self._lock:
             self._faults.append(normalized)
 
+    def reseed(self, entropy_seed: int | None) -> None:
+        """Fix (or free, with None) what the simulator leaves to chance from now on."""
+        with self._lock:
+            self._entropy.seed(entropy_seed)
+
     def reset(self) -> None:
         """Forget faults, counters and the request logs (a session-scoped server between tests)."""
         with self._lock:
@@ -292,10 +300,12 @@ class Simulator:
                 raise ValueError(f"{name} must be true or false")
             if kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
                 raise ValueError(f"{name} must be a non-negative number")
+            if kind == "int" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(f"{name} must be a non-negative integer")
             if kind == "str" and (not isinstance(value, str) or not value):
                 raise ValueError(f"{name} must be a non-empty string")
-            if name == "seed_drift" and value > 1:
-                raise ValueError("seed_drift is a probability in [0, 1]")
+            if name in ("seed_drift", "greedy_drift") and value > 1:
+                raise ValueError(f"{name} is a probability in [0, 1]")
         for name, value in changes.items():
             setattr(self.config, name, float(value) if types[name] == "float" else value)
 
@@ -381,6 +391,9 @@ class Simulator:
                 "unknown_url",
             )
         with self._lock:
+            every = self.config.fingerprint_every
+            if every and self.calls and self.calls % every == 0:  # the backend moves on a schedule
+                self.rotate_fingerprint()
             self.calls += 1
             self.calls_by_route[target.route] += 1
             self.requests.append(_redacted(request, target))
@@ -494,6 +507,8 @@ class Simulator:
             choice_index=index,
             entropy=self._entropy,
             seed_drift=self.config.seed_drift,
+            greedy_drift=self.config.greedy_drift,
+            drift_prefix=self.config.drift_prefix,
         )
 
     def _envelope(self, obj: str, prefix: str) -> dict[str, Any]:

@@ -7,7 +7,15 @@ The simulator has to reproduce what the seed documents show, not merely return t
   and then diverge (earlier for hotter temperatures);
 * the same prompt with the same seed gives the same text "almost always": when the
   simulator's ``seed_drift`` triggers, the text keeps its opening and changes later on,
-  and longer answers drift more often;
+  and longer answers drift more often (``greedy_drift`` does the same for temperature-0
+  requests without a seed, which real services also fail to repeat now and then);
+* the shape of that drift is the one published measurements show: answers agree on a
+  prefix, then may part, with a chance that grows with length. The chance is a per-word
+  hazard after ``drift_prefix`` words, scaled so that ``seed_drift`` is the chance for
+  50 words past the prefix (:func:`divergence_chance`). With no prefix (the default) the
+  parting point is drawn among the last 40% of the visible words; with one it follows
+  the hazard, so most answers part soon after the prefix (Thinking Machines, 2025: 1,000
+  temperature-0 runs identical for their first ~102 tokens, then 80 distinct endings);
 * a new ``system_fingerprint`` (a backend change) changes seeded texts slightly: same
   opening, different ending.
 
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -565,7 +574,36 @@ def _visible(text: str, max_words: int | None) -> int:
     return min(words, max_words) if max_words else words
 
 
-def generate(req: TextRequest, *, fingerprint: str, choice_index: int, entropy: Random, seed_drift: float) -> str:
+def divergence_chance(rate: float, visible: int, prefix: int = 0) -> float:
+    """The chance an answer of ``visible`` words leaves the common text.
+
+    A constant per-word hazard after the ``prefix`` words every answer shares, scaled so
+    that ``rate`` is the chance over :data:`DRIFT_REFERENCE_WORDS` words past the prefix:
+    ``1 - (1 - rate) ** ((visible - prefix) / 50)``. Longer answers drift more; an answer
+    no longer than the prefix never does.
+    """
+    span = max(0, visible - prefix)
+    return 1 - float((1 - min(1.0, rate)) ** (span / DRIFT_REFERENCE_WORDS))
+
+
+def _hazard_offset(draw: float, chance: float, span: int) -> float:
+    """Where, past the prefix, a drift drawn as ``draw < chance`` starts: the inverse of
+    the hazard's distribution, so the same draw decides whether and where."""
+    if chance >= 1.0:
+        return 0.0
+    return span * math.log(1 - draw) / math.log(1 - chance)
+
+
+def generate(
+    req: TextRequest,
+    *,
+    fingerprint: str,
+    choice_index: int,
+    entropy: Random,
+    seed_drift: float,
+    greedy_drift: float = 0.0,
+    drift_prefix: int = 0,
+) -> str:
     """The full (untruncated) text for one choice; see the module docstring for the plan."""
     spec = Spec.from_messages(req.messages)
     plan: list[tuple[int, int]] = [(0, stable_hash("greedy", req.prompt_key))]
@@ -589,12 +627,35 @@ def generate(req: TextRequest, *, fingerprint: str, choice_index: int, entropy: 
     if cands:
         plan.append((Random(fp_seed).choice(cands).index, fp_seed))
         text, points = render(spec, plan)
-    if req.seeded and seed_drift > 0:
+    rate = seed_drift if req.seeded else greedy_drift if req.temperature == 0 else 0.0
+    if rate > 0:
         visible = _visible(text, req.max_words)
-        chance = 1 - (1 - min(1.0, seed_drift)) ** (visible / DRIFT_REFERENCE_WORDS)
-        cands = _candidates(points, visible, LATE_FRACTION, 1, taken=[start for start, _ in plan])
-        if cands and entropy.random() < chance:
-            text, _ = render(spec, [*plan, (entropy.choice(cands).index, entropy.getrandbits(64))])
+        chance = divergence_chance(rate, visible, drift_prefix)
+        taken = [start for start, _ in plan]
+        if drift_prefix <= 0:
+            cands = _candidates(points, visible, LATE_FRACTION, 1, taken=taken)
+            if cands and entropy.random() < chance:
+                text, _ = render(spec, [*plan, (entropy.choice(cands).index, entropy.getrandbits(64))])
+        else:
+            cands = [p for p in _candidates(points, visible, 0, 1, taken=taken) if p.pos >= drift_prefix]
+            draw = entropy.random()
+            if cands and draw < chance:
+                at = drift_prefix + _hazard_offset(draw, chance, visible - drift_prefix)
+                text = _visible_drift(spec, plan, cands, at, entropy.getrandbits(64), text, visible)
+    return text
+
+
+def _visible_drift(spec: Spec, plan: list[tuple[int, int]], cands: list[Point], at: float, stream: int, text: str, visible: int) -> str:
+    """The text parting at the first choice point from word ``at`` on whose change shows in
+    the visible words (two phrases may share their first words, and the cut may hide the
+    rest), trying later points, then earlier ones; the text unchanged if none can show.
+    So a drift that was drawn is always a drift a reader sees, and the rate is exact."""
+    start = next((i for i, p in enumerate(cands) if p.pos >= at), len(cands) - 1)
+    shown = text.split()[:visible]
+    for point in [*cands[start:], *reversed(cands[:start])]:
+        drifted, _ = render(spec, [*plan, (point.index, stream)])
+        if drifted.split()[:visible] != shown:
+            return drifted
     return text
 
 
