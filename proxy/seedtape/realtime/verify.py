@@ -126,7 +126,17 @@ async def verify_session(session: VerifiedSession, tape: Tape) -> None:
         "key": session.key,
         "episode": number or None,
         "mode": session.mode,
-        "request": {"api": h.api, "route": "realtime", "deployment": h.deployment, "api_version": h.api_version, "model": h.model},
+        "request": {
+            "api": h.api,
+            "route": "realtime",
+            "deployment": h.deployment,
+            "api_version": h.api_version,
+            "model": h.model,
+            # A session has no seed and no temperature below 0.6, so no family rule could
+            # call it deterministic: it is compared as the scripted conversation it is.
+            "deterministic": True,
+            "determinism": "realtime session: compared as recorded",
+        },
     }
     await anyio.to_thread.run_sync(drift_log.append, engine.drift_log, result.to_log_entry(context))
     engine.coordinator.incr("verified")
