@@ -81,3 +81,24 @@ def test_paths_no_family_owns_are_forwarded_counted_and_named_once(proxy: Runnin
     assert named == ["seedtape: GET /v1/models is not recorded: forwarded untouched"]
     assert not list(proxy.settings.cassettes_dir.glob("**/*.json"))
     assert json.dumps(stats)
+
+
+def test_every_family_records_and_replays_in_process(tmp_path: Any) -> None:
+    """The in-process proxy (no port, no server) answers every family the same way."""
+    from seedtape import InProcessProxy
+
+    def calls(client: openai.OpenAI) -> list[Any]:
+        return [
+            client.audio.transcriptions.create(model="whisper-1", file=("a.wav", b"RIFF-in-process", "audio/wav")).text,
+            client.audio.speech.create(model="gpt-4o-mini-tts", input="Hello", voice="alloy").content,
+            client.images.generate(model="gpt-image-1", prompt="a red panda").data[0].b64_json,
+            client.embeddings.create(model="text-embedding-3-small", input="hello").data[0].embedding,
+            client.moderations.create(input="hello").results[0].flagged,
+            client.responses.create(model="gpt-4o", input="Tell me a story about a red panda.", temperature=0).output_text,
+        ]
+
+    with InProcessProxy(mode="auto", upstream="sim", cassettes_dir=tmp_path / "c", cache_dir=tmp_path / "k") as proxy:
+        live = calls(proxy.openai())
+    with InProcessProxy(mode="replay", cassettes_dir=tmp_path / "c", cache_dir=tmp_path / "k2") as proxy:
+        assert calls(proxy.openai()) == live
+        assert proxy.stats()["upstream_calls"] == 0
