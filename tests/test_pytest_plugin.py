@@ -321,6 +321,7 @@ def read_report(project: Project) -> dict[str, object]:
     return json.loads((project.pytester.path / ".seedtape-cache" / "unused.json").read_text())
 
 
+@pytest.mark.slow
 def test_unused_recordings_reported_then_pruned(project: Project) -> None:
     recorded_project(project)
     before = project.files()

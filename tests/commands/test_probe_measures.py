@@ -207,6 +207,7 @@ def test_history_html_renders_its_chart_in_headless_chromium(tmp_path: Path) -> 
     assert near(probe_report.FINGERPRINT_COLOURS[0]) > 2000 and near(probe_report.FINGERPRINT_COLOURS[1]) > 1000  # the band
 
 
+@pytest.mark.slow
 def test_docs_show_what_the_documented_probe_command_prints() -> None:
     """docs/probe.md's simulator table is this command's output, row for row."""
     root = Path(__file__).resolve().parents[2]

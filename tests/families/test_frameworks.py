@@ -43,6 +43,7 @@ def pydantic_ai_story(url: str) -> str:
     return str(Agent(model, instructions="Be brief.").run_sync("Tell me a story about a red panda.").output)
 
 
+@pytest.mark.slow
 def test_openai_agents_default_agent_with_a_tool_call_replays_offline(
     proxy_factory: Callable[..., RunningProxy], sim: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

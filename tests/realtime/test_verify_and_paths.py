@@ -121,6 +121,7 @@ def test_upstream_sim_reaches_the_simulator_in_process(tmp_path: Path) -> None:
     assert len(session_files(tmp_path / "cassettes")) == 1
 
 
+@pytest.mark.slow
 def test_recorded_pace_keeps_the_recorded_gaps(proxy_factory: Factory, sim: Simulator) -> None:
     sim.update_config({"stream_delay_ms": 4})
     recorder = proxy_factory(mode="record")

@@ -6,11 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.teams._redis import redis_server_binary
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
+@pytest.mark.slow
 def test_redis_store_bench_runs() -> None:
     redis_server_binary()  # skip (or fail under CI) without redis-server
     out = subprocess.run([sys.executable, str(BENCH / "redis_store.py"), "--quick"], capture_output=True, text=True, timeout=180)

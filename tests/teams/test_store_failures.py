@@ -27,6 +27,7 @@ def wait_for_state(proxy: RunningProxy, state: str, timeout: float = 15.0) -> di
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_redis_killed_mid_run_then_restarted(
     team_proxy: Callable[..., RunningProxy], redis_server: RedisServer, sim: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -65,6 +66,7 @@ def test_redis_killed_mid_run_then_restarted(
     assert sum("is unreachable" in r.getMessage() for r in caplog.records) == 2
 
 
+@pytest.mark.slow
 def test_a_slow_redis_costs_one_timeout_then_nothing(team_proxy: Callable[..., RunningProxy], redis_server: RedisServer) -> None:
     a = team_proxy(store_timeout=0.3)
     assert chat(a, seeded(1)).status_code == 200
@@ -85,6 +87,7 @@ def test_a_slow_redis_costs_one_timeout_then_nothing(team_proxy: Callable[..., R
     assert wait_for_state(a, "ok")["state"] == "ok"
 
 
+@pytest.mark.slow
 def test_store_required_answers_a_clear_503_while_redis_is_away(team_proxy: Callable[..., RunningProxy], redis_server: RedisServer) -> None:
     a = team_proxy(store_required=True)
     assert chat(a, seeded(1)).status_code == 200
