@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from seedtape.cassette import Recording
+from seedtape.cassette import Recording, recorded_epoch, served_headers
 from seedtape.episode import binary_body, is_stream
 from seedtape.sse import encode_event
 
@@ -32,7 +31,14 @@ class PreparedEpisode:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    recording: Recording
+    """A cassette file's episodes as a replay sends them.
+
+    The parsed recording is not kept: for a long stream it is a million small objects
+    whose memory and whose freeing (~100 ms the interpreter cannot interrupt) buy
+    nothing a replay needs. Verify reads the recorded episodes from the file.
+    """
+
+    key: str
     episodes: tuple[PreparedEpisode, ...]
 
 
@@ -40,19 +46,15 @@ def encode_json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def recorded_epoch(episode: dict[str, Any]) -> float:
-    value = episode.get("recorded_at")
-    if not isinstance(value, str):
-        return 0.0
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0
+# Statuses HTTP sends without a body: one sent anyway breaks the client's connection.
+NO_BODY_STATUSES = frozenset({204, 304})
 
 
 def prepare_episode(number: int, episode: dict[str, Any]) -> PreparedEpisode:
-    headers = dict(episode.get("headers") or {})
+    headers = served_headers(episode.get("headers") or {})
     epoch = recorded_epoch(episode)
+    if episode["status"] in NO_BODY_STATUSES:
+        return PreparedEpisode(number, episode["status"], tuple(headers.items()), b"", None, epoch, _raw(headers))
     if is_stream(episode):
         headers.setdefault("content-type", "text/event-stream; charset=utf-8")
         events = tuple((int(e.get("ms", 0)), encode_event(e.get("data"), e.get("event"))) for e in episode["events"])
@@ -75,4 +77,4 @@ def _raw(headers: dict[str, str]) -> tuple[tuple[bytes, bytes], ...]:
 
 
 def prepare(recording: Recording) -> Prepared:
-    return Prepared(recording, tuple(prepare_episode(i + 1, e) for i, e in enumerate(recording.episodes)))
+    return Prepared(recording.key, tuple(prepare_episode(i + 1, e) for i, e in enumerate(recording.episodes)))

@@ -168,7 +168,7 @@ def echo_upstream(seen: list[dict[str, Any]] | None = None) -> Starlette:
     async def answer(request: Request) -> Response:
         raw = await request.body()
         if seen is not None:
-            seen.append({"path": request.url.path, "headers": dict(request.headers)})
+            seen.append({"path": request.url.path, "raw_path": request.scope.get("raw_path"), "headers": dict(request.headers)})
         try:
             body = json.loads(raw) if raw else {}
         except ValueError:
@@ -211,7 +211,7 @@ def echo_upstream(seen: list[dict[str, Any]] | None = None) -> Starlette:
 
     async def not_found(request: Request) -> Response:
         if seen is not None:
-            seen.append({"path": request.url.path, "headers": dict(request.headers)})
+            seen.append({"path": request.url.path, "raw_path": request.scope.get("raw_path"), "headers": dict(request.headers)})
         return JSONResponse({"error": {"message": "no such route", "type": "invalid_request_error", "param": None, "code": None}}, 404)
 
     return Starlette(

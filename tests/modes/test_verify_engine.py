@@ -91,7 +91,7 @@ async def test_update_re_records_only_the_drifted(make_rig: Callable[..., Rig]) 
     await rig.send("record", temperature=0)  # unseeded greedy: seed_drift never touches it
     greedy = rig.engine.store.path_for("default", rig.key(temperature=0))
     greedy_before = greedy.read_bytes()
-    rig.new_session()
+    rig.new_run()
     rig.sim.config.seed_drift = 1.0
 
     drifted = await rig.send("verify", seed=42)

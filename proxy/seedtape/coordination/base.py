@@ -11,7 +11,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Protocol
 
-STAT_NAMES = ("requests", "hits", "misses", "recorded", "upstream_calls", "verified", "drifted", "errors", "bypassed")
+STAT_NAMES = ("requests", "hits", "misses", "recorded", "unsaved", "upstream_calls", "verified", "drifted", "errors", "bypassed")
 
 
 class Coordinator(Protocol):

@@ -22,7 +22,7 @@ class Auto:
     reads_recordings = True
 
     async def handle(self, engine: Engine, exchange: Exchange) -> Response:
-        prepared = engine.load(exchange)
+        prepared = await engine.load(exchange)
         episodes = prepared.episodes if prepared is not None else ()
         if prepared is not None and episodes and (exchange.occurrence <= len(episodes) or engine.wants_cache(exchange)):
             return await engine.serve_recorded(exchange, prepared)

@@ -48,7 +48,15 @@ from seedtape.sim import text as sim_text
 
 # end_stream_early: a stream that stops cleanly after ``after_chunks`` events, without
 # its end event ([DONE], response.completed): the cut a proxy must not pass off as whole.
-FAULT_KINDS = frozenset({"reset_mid_stream", "end_stream_early", "truncated_json", "not_json", "delay", "gzip"})
+# drip: the status line and headers at once, then the body one byte every
+# ``interval_ms`` (a stream: its first ``after_chunks`` events at once, then the drip):
+# an answer that never quite stalls, which per-read timeouts never catch.
+# flood: a stream with ``events`` more copies of its second event (its first delta)
+# before the rest: a very long stream. gzip_bomb: a JSON answer padded with ``mb``
+# megabytes of spaces, sent gzip-compressed (about a thousandth of that on the wire).
+FAULT_KINDS = frozenset(
+    {"reset_mid_stream", "end_stream_early", "truncated_json", "not_json", "delay", "gzip", "drip", "flood", "gzip_bomb"}
+)
 SAFE = {"filtered": False, "severity": "safe"}
 FILTERS = {"hate": SAFE, "self_harm": SAFE, "sexual": SAFE, "violence": SAFE}
 AZURE_401 = (
@@ -156,6 +164,13 @@ def normalize_fault(fault: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"fault needs 'status' or a 'kind' in {sorted(FAULT_KINDS)}, got {kind!r}")
     if kind in ("reset_mid_stream", "end_stream_early"):
         out.setdefault("after_chunks", 3)
+    if kind == "drip":
+        out.setdefault("interval_ms", 1000)
+        out.setdefault("after_chunks", 0)
+    if kind == "flood":
+        out.setdefault("events", 100_000)
+    if kind == "gzip_bomb":
+        out.setdefault("mb", 300)
     if kind == "delay":
         out.setdefault("ms", 1000)
     return out
@@ -599,6 +614,10 @@ class Simulator:
         kind = fault.get("kind") if fault else None
         reset_after = int(fault["after_chunks"]) if fault and kind == "reset_mid_stream" else None
         end_after = int(fault["after_chunks"]) if fault and kind == "end_stream_early" else None
+        if fault and kind == "flood" and len(events) >= 2:
+            events = [events[0], *[events[1]] * int(fault["events"]), *events[1:]]
+        if fault and kind == "drip":
+            return _drip([_frame(e, named) for e in events], int(fault["after_chunks"]), float(fault["interval_ms"]), "text/event-stream")
 
         async def body() -> AsyncIterator[bytes]:
             for n, event in enumerate(events):
@@ -608,9 +627,9 @@ class Simulator:
                     return  # a clean end, with the end event never sent
                 if n and delay:
                     await asyncio.sleep(delay)
-                data = event if isinstance(event, str) else json.dumps(event, separators=(",", ":"), ensure_ascii=False)
-                head = f"event: {event['type']}\n" if named and isinstance(event, dict) and "type" in event else ""
-                yield f"{head}data: {data}\n\n".encode()
+                elif n % 1000 == 999:
+                    await asyncio.sleep(0)  # a flood still lets the simulator's other requests run
+                yield _frame(event, named)
 
         headers = {**headers, "cache-control": "no-cache"}
         if kind == "gzip":
@@ -762,10 +781,34 @@ def _usage(messages: list[dict[str, Any]], choices: list[dict[str, Any]]) -> dic
     }
 
 
+def _frame(event: Any, named: bool) -> bytes:
+    data = event if isinstance(event, str) else json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    head = f"event: {event['type']}\n" if named and isinstance(event, dict) and "type" in event else ""
+    return f"{head}data: {data}\n\n".encode()
+
+
+def _drip(frames: list[bytes], at_once: int, interval_ms: float, media_type: str) -> Response:
+    """The first ``at_once`` frames, then the rest a byte every ``interval_ms``."""
+
+    async def body() -> AsyncIterator[bytes]:
+        for frame in frames[:at_once]:
+            yield frame
+        for byte in b"".join(frames[at_once:]):
+            await asyncio.sleep(interval_ms / 1000)
+            yield bytes([byte])
+
+    return StreamingResponse(body(), media_type=media_type)
+
+
 def _apply_body_fault(payload: dict[str, Any], headers: dict[str, str], fault: Mapping[str, Any] | None) -> Response:
     """A complete JSON answer, or the broken variant a body fault asks for."""
     data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     kind = fault.get("kind") if fault else None
+    if kind == "drip" and fault is not None:
+        return _drip([data], 0, float(fault["interval_ms"]), "application/json")
+    if kind == "gzip_bomb" and fault is not None:
+        padded = data[:-1] + b',"padding":"' + b" " * int(float(fault["mb"]) * 1024 * 1024) + b'"}'
+        return Response(gzip.compress(padded, 1), media_type="application/json", headers={**headers, "content-encoding": "gzip"})
     if kind == "truncated_json":
         return Response(data[: len(data) // 2], media_type="application/json", headers=headers)
     if kind == "not_json":
