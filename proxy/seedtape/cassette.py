@@ -327,9 +327,13 @@ def dismantle(value: Any) -> None:
         node = stack.pop()
         if isinstance(node, dict):
             stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
-        elif isinstance(node, list) and len(node) > bigjson.SLICE:
+        elif isinstance(node, list):
+            if len(node) <= bigjson.SLICE:
+                stack.extend(v for v in node if isinstance(v, (dict, list)))
+                continue
             while node:
                 del node[-bigjson.SLICE :]
+                bigjson.breathe()
 
 
 def write_atomic(path: Path, text: str, *, durable: bool = True) -> None:

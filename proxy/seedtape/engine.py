@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import time
 from collections import Counter
@@ -20,6 +21,7 @@ import anyio
 import httpx
 from starlette.responses import Response, StreamingResponse
 
+from seedtape import bigjson
 from seedtape.cassette import CassetteError, dismantle
 from seedtape.config import Settings
 from seedtape.coordination import AsyncLockContext, Coordinator, coordinator_for
@@ -94,7 +96,7 @@ class Engine:
         try:
             found = self.store.load(exchange.cassette, exchange.key, inline_max=READ_INLINE_MAX)
             if isinstance(found, Deferred):
-                found = await anyio.to_thread.run_sync(self.store.load, exchange.cassette, exchange.key)
+                found = await anyio.to_thread.run_sync(self._load_big, exchange.cassette, exchange.key)
             assert not isinstance(found, Deferred)
             return found
         except Exception as exc:
@@ -170,6 +172,10 @@ class Engine:
             "recording_expired",
         )
 
+    def _load_big(self, cassette: str, key: str) -> Prepared | Deferred | None:
+        with bigjson.quiet_gc():  # the parsed file is emptied in slices before the block ends
+            return self.store.load(cassette, key)
+
     async def recorded_episodes(self, exchange: Exchange) -> list[dict[str, Any]]:
         """The episodes of the exchange's recording as stored (verify compares them)."""
         try:
@@ -235,7 +241,7 @@ class Engine:
         answer under ``--fsync always`` (it waits for the disk).
         """
         session, cassette, key = exchange.session, exchange.cassette, exchange.key
-        heavy = size >= OFF_LOOP_BYTES
+        heavy = size >= OFF_LOOP_BYTES or self._file_size(cassette, key) >= READ_INLINE_MAX
         async with self.key_lock(cassette, "write:" + key):
             # Episode n is rewritten only if this session has not written it already
             # (see Coordinator.claim_episode); otherwise the answer is appended.
@@ -260,7 +266,20 @@ class Engine:
         self.used.add((exchange.cassette, exchange.key))
         return number
 
+    def _file_size(self, cassette: str, key: str) -> int:
+        """The size of the key's cassette file so far (0 when there is none)."""
+        try:
+            return os.stat(self.store.path_for(cassette, key)).st_size
+        except OSError:
+            return 0
+
     def _write(self, exchange: Exchange, target: int, episode: dict[str, Any] | Build, heavy: bool) -> int:
+        if not heavy:
+            return self._write_now(exchange, target, episode, heavy)
+        with bigjson.quiet_gc():  # the big episode is emptied in slices before the block ends
+            return self._write_now(exchange, target, episode, heavy)
+
+    def _write_now(self, exchange: Exchange, target: int, episode: dict[str, Any] | Build, heavy: bool) -> int:
         built = episode() if callable(episode) else episode
         request = exchange.stored_request()
         stored = built

@@ -20,9 +20,11 @@ the message) and nothing is saved.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import json
 import logging
 import time
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -33,7 +35,6 @@ from httpx_sse import EventSource
 from starlette.responses import Response, StreamingResponse
 
 from seedtape import bigjson
-from seedtape.cassette import dismantle
 from seedtape.episode import make_episode
 from seedtape.errors import ProxyError, error_body
 from seedtape.exchange import Exchange
@@ -51,6 +52,8 @@ Save = Callable[[dict[str, Any] | Build, int], Awaitable[int | None]]
 UNSAVED = "unsaved"
 # An answer this big is parsed in a worker thread, in pieces (bigjson.py).
 OFF_LOOP_BYTES = 256 * 1024
+YIELD_EVERY = 64  # stream events handled between two chances for other requests to run
+DECODE_STEP = 1024 * 1024  # most decompressed bytes made at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,23 @@ class Limits:
     idle: float | None = 300.0
     max_bytes: int = 128 * 1024 * 1024
     max_events: int = 100_000
+
+
+# One stream event as kept while a stream passes: ms since the first, data as sent, SSE name.
+Raw = tuple[int, str, str | None]
+
+
+def stored_events(raw: list[Raw]) -> list[dict[str, Any]]:
+    """Kept events as a cassette stores them (parsed data), a slice at a time."""
+    events: list[dict[str, Any]] = []
+    for ms, text, name in raw:
+        event: dict[str, Any] = {"ms": ms, "data": event_data(text)}
+        if name:
+            event["event"] = name
+        events.append(event)
+        if len(events) % bigjson.SLICE == 0:
+            bigjson.breathe()
+    return events
 
 
 class StreamStopped(ProxyError):
@@ -149,7 +169,7 @@ async def read_body(base_url: str, response: httpx.Response, deadline: float, li
     size = 0
     try:
         async with asyncio.timeout_at(deadline):
-            async for chunk in response.aiter_bytes():
+            async for chunk in decoded(response):
                 size += len(chunk)
                 if size > limits.max_bytes:
                     raise too_large(base_url, limits)
@@ -244,6 +264,50 @@ def cut_short(family: Family, base_url: str) -> ProxyError:
     )
 
 
+async def decoded(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The body decoded, at most ``DECODE_STEP`` bytes per piece, with a pause between.
+
+    Recorded routes ask upstream for gzip or deflate only (headers.py). httpx would
+    inflate each network read in one call: 64 KB of a gzip bomb is 64 MB out, ~30 ms
+    of the event loop; here it comes out a megabyte at a time, and the size limit
+    stops it after the first pieces over ``--max-response``.
+    """
+    if response.is_stream_consumed:  # a response built whole (a stub transport): already decoded
+        yield response.content
+        return
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        async for chunk in response.aiter_raw():
+            yield chunk
+        return
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        async for chunk in response.aiter_bytes():  # not asked for; httpx knows more encodings
+            yield chunk
+        return
+    gzip = encoding != "deflate"
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16 if gzip else zlib.MAX_WBITS)
+    first = True
+    async for raw in response.aiter_raw():
+        data = raw
+        while data:
+            try:
+                out = inflater.decompress(data, DECODE_STEP)
+            except zlib.error as exc:
+                if first and not gzip:  # "deflate" sent raw, without its zlib header (as httpx allows)
+                    inflater, first = zlib.decompressobj(-zlib.MAX_WBITS), False
+                    continue
+                raise httpx.DecodingError(f"{encoding} answer cannot be decoded: {exc}") from exc
+            first = False
+            data = inflater.unconsumed_tail
+            if out:
+                yield out
+            if data:
+                await asyncio.sleep(0)
+    tail = inflater.flush()
+    if tail:
+        yield tail
+
+
 class _CountedText:
     """What ``EventSource`` reads of a response (its headers and text), with the text
     counted against ``--max-response`` before the SSE parser buffers any of it."""
@@ -256,11 +320,13 @@ class _CountedText:
         self.size = 0
 
     async def aiter_text(self) -> AsyncIterator[str]:
-        async for text in self._response.aiter_text():
-            self.size += len(text)
+        text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        async for chunk in decoded(self._response):
+            self.size += len(chunk)
             if self.size > self._limits.max_bytes:
                 raise too_large(self._base_url, self._limits)
-            yield text
+            yield text.decode(chunk)
+        yield text.decode(b"", final=True)
 
 
 class _Events:
@@ -280,8 +346,10 @@ class _Events:
     def size(self) -> int:
         return self._text.size
 
-    async def next(self) -> dict[str, Any] | None:
-        """The next event as stored (data, ms since the first, SSE name), None at the end."""
+    async def next(self) -> tuple[Raw, Any] | None:
+        """The next event (ms since the first, its data as sent, SSE name) and its data
+        parsed; None at the end. Callers keep the first part only: text is no work for
+        the garbage collector, a parsed event is a dozen objects (see bigjson.quiet_gc)."""
         idle = self._limits.idle
         loop = asyncio.get_running_loop()
         limit = self._deadline if idle is None else min(self._deadline, loop.time() + idle)
@@ -301,10 +369,8 @@ class _Events:
             raise too_large(self._base_url, self._limits, events=True)
         now = time.perf_counter()
         self._first = self._first if self._first is not None else now
-        event: dict[str, Any] = {"ms": int((now - self._first) * 1000), "data": event_data(sse.data)}
-        if sse.event and sse.event != "message":
-            event["event"] = sse.event
-        return event
+        name = sse.event if sse.event and sse.event != "message" else None
+        return (int((now - self._first) * 1000), sse.data, name), event_data(sse.data)
 
     async def aclose(self) -> None:
         try:
@@ -323,26 +389,31 @@ async def _tee(
     upstream: Upstream,
     family: Family,
     source: _Events,
-    first: dict[str, Any],
+    first: tuple[Raw, Any],
     started: float,
     save: Save | None,
     keep_headers: frozenset[str],
 ) -> AsyncIterator[bytes]:
-    events: list[dict[str, Any]] = []
+    kept: list[Raw] = []
     ended: StreamEnd | None = None
     response = source.response
-    event: dict[str, Any] | None = first
+    event: tuple[Raw, Any] | None = first
     try:
         while event is not None:
-            events.append(event)
-            end = family.stream_end(event["data"])
+            raw, data = event
+            kept.append(raw)
+            end = family.stream_end(data)
             if end is StreamEnd.COMPLETE and ended is None and save is not None:
-                latency = _ms_since(started) - event["ms"]
-                kept = events
+                latency = _ms_since(started) - raw[0]
 
-                def build(kept: list[dict[str, Any]] = kept, latency: int = latency) -> dict[str, Any]:
+                def build(kept: list[Raw] = kept, latency: int = latency) -> dict[str, Any]:
                     return make_episode(
-                        response.status_code, response.headers, events=kept, latency_ms=latency, keep_headers=keep_headers, family=family
+                        response.status_code,
+                        response.headers,
+                        events=stored_events(kept),
+                        latency_ms=latency,
+                        keep_headers=keep_headers,
+                        family=family,
                     )
 
                 if await save(build, source.size) is None:
@@ -350,15 +421,17 @@ async def _tee(
                     # SSE comment: parsers skip it) and in the log (Engine.save).
                     yield b": seedtape: this stream was not saved (disk error, see the proxy's log)\n\n"
             ended = ended or end
-            yield encode_event(event["data"], event.get("event"))
+            yield encode_event(data, raw[2])
+            del data
             event = await source.next()
+            if source.count % YIELD_EVERY == 0:
+                # Events already read arrive without a pause (a thousand per network read):
+                # let the other requests run in between.
+                await asyncio.sleep(0)
     except StreamStopped as stopped:
         # seedtape's own limit or deadline: a clear error the SDK raises, nothing saved.
         log.warning("seedtape: %s", stopped.message)
-        named = any("event" in e for e in events)
-        if len(events) > 1024:
-            await anyio.to_thread.run_sync(dismantle, events)
-        yield error_event(stopped, named)
+        yield error_event(stopped, any(name for _, _, name in kept[:8]))
         return
     finally:
         await source.aclose()
@@ -382,19 +455,33 @@ async def capture(
     response, started = await _open(upstream, exchange, deadline)
     if 200 <= response.status_code < 300 and is_event_stream(response):
         source = _Events(upstream.base_url, response, deadline, limits)
+        kept: list[Raw] = []
+        complete = False
         try:
-            events = []
             while (event := await source.next()) is not None:
-                events.append(event)
+                kept.append(event[0])
+                complete = complete or family.stream_end(event[1]) is StreamEnd.COMPLETE
+                if source.count % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
         finally:
             await source.aclose()
-        if not any(family.stream_end(e["data"]) is StreamEnd.COMPLETE for e in events):
+        if not complete:
             raise cut_short(family, upstream.base_url)
-        latency = _ms_since(started) - events[-1]["ms"]
-        episode = make_episode(
-            response.status_code, response.headers, events=events, latency_ms=latency, keep_headers=keep_headers, family=family
-        )
-        return episode, response.headers
+        latency = _ms_since(started) - kept[-1][0]
+
+        def build() -> dict[str, Any]:
+            return make_episode(
+                response.status_code,
+                response.headers,
+                events=stored_events(kept),
+                latency_ms=latency,
+                keep_headers=keep_headers,
+                family=family,
+            )
+
+        if len(kept) <= bigjson.SLICE:
+            return build(), response.headers
+        return await anyio.to_thread.run_sync(build), response.headers
     content = await read_body(upstream.base_url, response, deadline, limits)
     stored = await stored_answer(family, response, content, 200 <= response.status_code < 300)
     if stored is None:

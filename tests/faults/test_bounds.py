@@ -52,7 +52,7 @@ def test_a_stream_over_its_limits_ends_with_an_error_the_sdk_raises_and_is_not_r
     with pytest.raises(openai.APIError) as caught:
         for _ in client.chat.completions.create(**SEEDED, stream=True):
             received += 1
-    assert says in caught.value.message and received > 10
+    assert says in caught.value.message and received >= 1, "the stream had started: the error is its last event"
     assert cassette_files(proxy.settings.cassettes_dir) == []
 
 

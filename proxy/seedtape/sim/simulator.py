@@ -615,7 +615,7 @@ class Simulator:
         reset_after = int(fault["after_chunks"]) if fault and kind == "reset_mid_stream" else None
         end_after = int(fault["after_chunks"]) if fault and kind == "end_stream_early" else None
         if fault and kind == "flood" and len(events) >= 2:
-            events = [events[0], *[events[1]] * int(fault["events"]), *events[1:]]
+            return self._flood(events, int(fault["events"]), headers, named)
         if fault and kind == "drip":
             return _drip([_frame(e, named) for e in events], int(fault["after_chunks"]), float(fault["interval_ms"]), "text/event-stream")
 
@@ -636,6 +636,21 @@ class Simulator:
             headers["content-encoding"] = "gzip"
             return StreamingResponse(_gzip_stream(body()), media_type="text/event-stream", headers=headers)
         return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
+
+    def _flood(self, events: list[Any], extra: int, headers: dict[str, str], named: bool) -> Response:
+        """The stream with ``extra`` more copies of its second event, encoded once and
+        sent a thousand at a time: the simulator's own cost stays small."""
+        first, repeated = _frame(events[0], named), _frame(events[1], named)
+        rest = b"".join(_frame(e, named) for e in events[1:])
+
+        async def body() -> AsyncIterator[bytes]:
+            yield first
+            for sent in range(0, extra, 1000):
+                yield repeated * min(1000, extra - sent)
+                await asyncio.sleep(0)
+            yield rest
+
+        return StreamingResponse(body(), media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"})
 
 
 def create_simulator(config: SimConfig | None = None, entropy_seed: int | None = None) -> Simulator:
@@ -800,6 +815,18 @@ def _drip(frames: list[bytes], at_once: int, interval_ms: float, media_type: str
     return StreamingResponse(body(), media_type=media_type)
 
 
+def _bomb(data: bytes, mb: float) -> bytes:
+    """``data`` with ``mb`` megabytes of spaces in a padding field, gzip-compressed a
+    megabyte at a time (the whole text is never in memory)."""
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
+    parts = [compressor.compress(data[:-1] + b',"padding":"')]
+    block = b" " * (1024 * 1024)
+    whole, rest = divmod(int(mb * 1024 * 1024), len(block))
+    parts += [compressor.compress(block) for _ in range(whole)]
+    parts += [compressor.compress(block[:rest] + b'"}'), compressor.flush()]
+    return b"".join(parts)
+
+
 def _apply_body_fault(payload: dict[str, Any], headers: dict[str, str], fault: Mapping[str, Any] | None) -> Response:
     """A complete JSON answer, or the broken variant a body fault asks for."""
     data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
@@ -807,8 +834,7 @@ def _apply_body_fault(payload: dict[str, Any], headers: dict[str, str], fault: M
     if kind == "drip" and fault is not None:
         return _drip([data], 0, float(fault["interval_ms"]), "application/json")
     if kind == "gzip_bomb" and fault is not None:
-        padded = data[:-1] + b',"padding":"' + b" " * int(float(fault["mb"]) * 1024 * 1024) + b'"}'
-        return Response(gzip.compress(padded, 1), media_type="application/json", headers={**headers, "content-encoding": "gzip"})
+        return Response(_bomb(data, float(fault["mb"])), media_type="application/json", headers={**headers, "content-encoding": "gzip"})
     if kind == "truncated_json":
         return Response(data[: len(data) // 2], media_type="application/json", headers=headers)
     if kind == "not_json":
