@@ -47,12 +47,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._max_headers = int(getattr(self.config, "seedtape_max_headers", MAX_HEADERS))
         self._in_head = False  # a request's head has begun and not ended
         self._head_bytes = 0
-        self._head_count = 0
+        self._chunk = 0
         self._refused: str | None = None
 
     def data_received(self, data: bytes) -> None:
         if self._refused is not None:
             return
+        self._chunk = len(data)
         super().data_received(data)
         if self._refused is None and self._in_head and self.parser is not None:
             self._head_bytes += len(data)
@@ -61,18 +62,22 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._in_head, self._head_bytes, self._head_count = True, 0, 0
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_count += 1
-        if self._head_count > self._max_headers:
-            self._refused = f"request has more than {self._max_headers} headers (--max-headers)"
-            raise _HeadTooLarge(self._refused)  # stops the parser; uvicorn then calls send_400_response
-        super().on_header(name, value)
+        self._in_head, self._head_bytes = True, 0
 
     def on_headers_complete(self) -> None:
+        # Counted once, not per header: nothing on the hot path but two comparisons.
+        if len(self.headers) > self._max_headers:
+            self._refused = f"request has more than {self._max_headers} headers (--max-headers)"
+        elif self._head_bytes + self._chunk > self._max_bytes and self._head_size() > self._max_bytes:
+            # a whole head over the limit that came in one read (data_received counts unfinished ones)
+            self._refused = f"request headers are over {self._max_bytes} bytes (--max-header-size)"
         self._in_head, self._head_bytes = False, 0
+        if self._refused is not None:
+            raise _HeadTooLarge(self._refused)  # stops the parser before the app starts; uvicorn then calls send_400_response
         super().on_headers_complete()
+
+    def _head_size(self) -> int:
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
     def send_400_response(self, msg: str) -> None:
         if self._refused is not None:

@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -125,3 +127,29 @@ def test_a_control_character_in_the_path_is_a_400_never_a_500_or_a_split_log_lin
     assert assert_openai_error(response, 400, "invalid_request_error")["code"] == "invalid_path"
     assert sim.calls == 0 and cassette_files(proxy.settings.cassettes_dir) == []
     assert not any("\n" in r.getMessage() or "\r" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("head", "says"),
+    [
+        (b"x-big: " + b"a" * 100_000 + b"\r\n", "--max-header-size"),
+        (b"".join(b"x-h%d: v\r\n" % i for i in range(200)), "--max-headers"),
+    ],
+    ids=["100-KB-header", "200-headers"],
+)
+def test_a_request_head_over_the_limits_is_a_431_before_the_app(
+    head: bytes, says: str, proxy_factory: Callable[..., RunningProxy], sim: Any
+) -> None:
+    proxy = proxy_factory(mode="auto")
+    host, port = proxy.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        # The server may close before the whole head is sent; its answer is there already.
+        with contextlib.suppress(OSError):
+            sock.sendall(b"POST " + CHAT.encode() + b" HTTP/1.1\r\nhost: x\r\n" + head + b"\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    status, _, rest = answer.partition(b"\r\n")
+    assert status == b"HTTP/1.1 431 Request Header Fields Too Large"
+    assert says.encode() in rest and b'"code": "headers_too_large"' in rest
+    assert sim.calls == 0 and httpx.post(proxy.url + CHAT, json=SEEDED, headers=AUTH).status_code == 200
