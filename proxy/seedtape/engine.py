@@ -286,9 +286,14 @@ class Engine:
         if self.redactor:  # after the key was made from the request as sent: matching is unaffected
             request, stored = self.redactor.request(request), self.redactor.episode(built)
         number = self.store.save_episode(exchange.cassette, exchange.key, request, target, stored, self.run_started)
-        if heavy:  # empty the big lists here, in slices, not in one go wherever they are dropped
-            dismantle(stored)
-            dismantle(built)
+        if heavy:
+            # Empty what was made here (a built episode, a redacted copy) in slices, not in
+            # one go wherever it is dropped; an episode the caller passed in is still its
+            # to use (verify answers with it).
+            if stored is not built:
+                dismantle(stored)
+            if callable(episode):
+                dismantle(built)
         return number
 
     @property

@@ -219,8 +219,8 @@ class CassetteStore:
         if self.background_sync is not None:
             self.background_sync.submit(str(path))
         self._memory.drop(str(path))
-        if recording.is_big():
-            dismantle(recording.episodes)
+        if recording.is_big():  # the episodes read from the file; the one passed in is the caller's
+            dismantle([e for e in recording.episodes if e is not episode])
         return number
 
     def _read_fresh(self, path: Path, key: str) -> Recording | None:
