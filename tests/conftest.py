@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import ssl
 import threading
@@ -69,6 +70,21 @@ def shared_sim() -> Iterator[tuple[Simulator, str]]:
     simulator = create_simulator()
     with serve_in_thread(simulator.app) as url:
         yield simulator, url
+
+
+@pytest.fixture(autouse=True)
+def _collect_leaked_async_clients(request: pytest.FixtureRequest) -> None:
+    """Before an async test, collect what earlier tests left unreachable.
+
+    ``openai.AsyncOpenAI`` closes itself in ``__del__`` by starting a task on whatever
+    event loop is running. A client an earlier test did not close, collected while a
+    later async test runs, starts that task on the later test's loop, and it fails
+    there ("Event loop is closed"), failing a test that did nothing wrong. Collected
+    here, with no loop running, it is closed quietly. (When the collector runs is
+    arbitrary; any change in allocations can move it into the wrong test.)
+    """
+    if request.node.get_closest_marker("anyio") is not None:
+        gc.collect()
 
 
 @pytest.fixture

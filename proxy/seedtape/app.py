@@ -23,9 +23,10 @@ from starlette.types import Receive, Scope, Send
 from seedtape._version import __version__
 from seedtape.cassette import remove_stale_temp_files
 from seedtape.config import Settings
+from seedtape.coordination.filelocks import remove_stale_locks
 from seedtape.engine import Engine
 from seedtape.errors import ProxyError, error_response
-from seedtape.exchange import Exchange, read_body, read_exchange
+from seedtape.exchange import Exchange, raw_path, read_body, read_exchange
 from seedtape.headers import client_response_headers, upstream_request_headers
 from seedtape.modes import MODE_HEADER, Mode, check_mode, mode_named
 from seedtape.realtime.gateway import RealtimeGateway
@@ -55,6 +56,12 @@ def create_app(
         match = match_route(request.method, path, api_version)
         exchange: Exchange | None = None
         try:
+            # A control character (%00, %0d%0a) in the decoded path or api-version would
+            # split a log line, and no OpenAI path has one (isprintable: C-fast).
+            if not path.isprintable() or not api_version.isprintable():
+                raise ProxyError(
+                    400, "the request path holds a control character (such as %00 or %0A); refused", "invalid_request_error", "invalid_path"
+                )
             if match is None:
                 return await forward_untouched(engine, request, settings)
             engine.coordinator.incr("requests")
@@ -102,7 +109,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        for leftover in remove_stale_temp_files(settings.cassettes_dir):
+        for leftover in remove_stale_temp_files(settings.cassettes_dir) + remove_stale_locks(settings.cassettes_dir):
             log.warning("seedtape: removed %s, a temporary file an earlier crash left behind", leftover)
         await engine.start()
         try:
@@ -189,7 +196,7 @@ async def forward_untouched(engine: Engine, request: Request, settings: Settings
     body = await read_body(request, settings.max_body)
     headers = upstream_request_headers(request.headers.items(), keep_encoding=True)
     query = request.scope["query_string"].decode("latin-1")
-    response, _ = await engine.upstream.open(request.method, request.scope["path"], query, headers, body)
+    response, _ = await engine.upstream.open(request.method, raw_path(request.scope), query, headers, body)
     engine.coordinator.incr("upstream_calls")
     merged = dict(client_response_headers(response.headers.multi_items(), decoded=False))
     merged.update(seedtape_headers(mode.name, "bypass"))

@@ -7,6 +7,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -18,6 +19,57 @@ from seedtape.modes import MODE_NAMES
 
 def _env(name: str) -> str:
     return f"SEEDTAPE_{name}"
+
+
+def _cassette_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Cassette names are checked here exactly as the x-seedtape-cassette header is."""
+    from seedtape.cassette import InvalidCassetteName, validate_name
+
+    if value is None:
+        return None
+    try:
+        return validate_name(value)
+    except InvalidCassetteName as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())[:500]
+
+
+class _Group(click.Group):
+    """Every command's error is one line on stderr (``Error: ...``), never a traceback
+    nor a usage block: exit status 2 for a bad option or argument, 1 for anything else
+    (``SEEDTAPE_DEBUG=1`` shows the traceback)."""
+
+    def main(
+        self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None, standalone_mode: bool = True, **extra: Any
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, False, **extra)
+        except click.ClickException as exc:
+            click.echo(f"Error: {' '.join(exc.format_message().split())}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("SEEDTAPE_DEBUG"):
+                raise
+            raise click.ClickException(_one_line(exc)) from exc
 
 
 cassettes_option = click.option(
@@ -70,8 +122,8 @@ def summary_of(command: click.Command) -> str:
     return text if end < 0 else text[: end + 1]
 
 
-class SummaryGroup(click.Group):
-    """A group whose command list shows each summary whole (wrapped, never cut)."""
+class SummaryGroup(_Group):
+    """One-line errors (``_Group``), and a command list showing each summary whole (wrapped, never cut)."""
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = []
@@ -111,6 +163,7 @@ def main() -> None:
     default="default",
     envvar=_env("CASSETTE"),
     show_default=True,
+    callback=_cassette_name,
     help="Cassette (a folder under --cassettes) for requests without an x-seedtape-cassette header.",
 )
 @click.option(
@@ -151,7 +204,12 @@ def main() -> None:
 )
 @click.option("--record-errors", is_flag=True, envvar=_env("RECORD_ERRORS"), help="Also record non-2xx upstream answers.")
 @click.option("--ignore-field", "ignore_fields", multiple=True, help="Top-level body field left out of the key (repeatable).")
-@click.option("--keep-header", "keep_headers", multiple=True, help="Response header to store besides the defaults (never credentials).")
+@click.option(
+    "--keep-header",
+    "keep_headers",
+    multiple=True,
+    help="Response header to store besides the defaults (never credentials; framing headers such as content-length are refused).",
+)
 @click.option(
     "--max-body",
     type=int,
@@ -166,7 +224,63 @@ def main() -> None:
     default=600.0,
     envvar=_env("UPSTREAM_TIMEOUT"),
     show_default=True,
-    help="Seconds to wait for the upstream (504 after).",
+    help="Seconds one upstream exchange may take, from the request to the answer's last byte (a stream's too); then 504.",
+)
+@click.option(
+    "--stream-idle-timeout",
+    type=float,
+    default=300.0,
+    envvar=_env("STREAM_IDLE_TIMEOUT"),
+    show_default=True,
+    help="Longest silence between two events of an upstream stream, in seconds (0: no limit besides --upstream-timeout).",
+)
+@click.option(
+    "--max-response",
+    type=int,
+    default=128 * 1024 * 1024,
+    envvar=_env("MAX_RESPONSE"),
+    show_default=True,
+    help="Biggest upstream answer in bytes once decoded (a stream's total too); a bigger one is a 502, never recorded.",
+)
+@click.option(
+    "--max-stream-events",
+    type=int,
+    default=100_000,
+    envvar=_env("MAX_STREAM_EVENTS"),
+    show_default=True,
+    help="Most events in one upstream stream; a longer one ends with an error event and is not recorded.",
+)
+@click.option(
+    "--max-cassette-size",
+    type=int,
+    default=256 * 1024 * 1024,
+    envvar=_env("MAX_CASSETTE_SIZE"),
+    show_default=True,
+    help="Biggest cassette file read, in bytes; a bigger one is refused with an error naming it.",
+)
+@click.option(
+    "--max-header-size",
+    type=int,
+    default=64 * 1024,
+    envvar=_env("MAX_HEADER_SIZE"),
+    show_default=True,
+    help="Biggest request head (request line and headers) in bytes; a bigger one is answered 431 and closed.",
+)
+@click.option(
+    "--max-headers",
+    type=int,
+    default=128,
+    envvar=_env("MAX_HEADERS"),
+    show_default=True,
+    help="Most headers in one request; more is answered 431.",
+)
+@click.option(
+    "--max-sessions",
+    type=int,
+    default=10_000,
+    envvar=_env("MAX_SESSIONS"),
+    show_default=True,
+    help="Sessions (x-seedtape-session values) whose episode counters are remembered; the least recently used are forgotten.",
 )
 @click.option(
     "--pace",
@@ -277,6 +391,8 @@ def serve(
         click.echo(f"warning: listening on {host} without --auth-token: anyone who reaches it can read the recordings", err=True)
     if workers < 1:
         raise click.BadParameter("must be at least 1", param_hint="--workers")
+    if options.get("stream_idle_timeout") == 0:
+        options["stream_idle_timeout"] = None
     try:
         settings = Settings(upstream=upstream or default_upstream(), workers=workers, **options)  # type: ignore[arg-type]
     except ValueError as exc:
@@ -353,7 +469,7 @@ def sim(host: str, port: int, fingerprint: str, seed_drift: float, stream_delay_
 
 @main.command("ls")
 @cassettes_option
-@click.option("--cassette", default=None, help="Only this cassette.")
+@click.option("--cassette", default=None, callback=_cassette_name, help="Only this cassette.")
 @click.option("--limit", type=int, default=200, show_default=True, help="Rows shown at most; the rest is summarised.")
 def ls_command(cassettes_dir: Path, cassette: str | None, limit: int) -> None:
     """List recordings: api, deployment or model, route, seed, temperature, episodes, age and the question asked."""
@@ -369,13 +485,21 @@ def show(key: str, cassettes_dir: Path) -> None:
     """Show one recording (by key or key prefix): the request and every episode."""
     from seedtape.commands.listing import print_recording
 
+    if not re.fullmatch(r"[0-9a-fA-F]{1,64}", key):
+        raise click.BadParameter(f"{key[:70]!r} is not a key: give its hex digits (a prefix is enough)", param_hint="KEY")
+    key = key.lower()
     sys.exit(print_recording(cassettes_dir, key))
 
 
 @main.command("import-vcr")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @cassettes_option
-@click.option("--cassette", default=None, help="Put everything in this cassette (default: one per vcr file, named by its stem).")
+@click.option(
+    "--cassette",
+    default=None,
+    callback=_cassette_name,
+    help="Put everything in this cassette (default: one per vcr file, named by its stem).",
+)
 @click.option("--skip-errors", is_flag=True, help="Do not import recorded non-2xx answers.")
 @click.option("--ignore-field", "ignore_fields", multiple=True, help="Same as serve --ignore-field, so keys match.")
 def import_vcr(

@@ -41,7 +41,20 @@ class Settings:
     ignore_fields: tuple[str, ...] = ()
     keep_headers: tuple[str, ...] = ()
     max_body: int = 16 * 1024 * 1024
+    # The whole upstream exchange, connect to last byte (a stream included), in seconds.
     upstream_timeout: float = 600.0
+    # Longest silence between two events of an upstream stream (None: only the above).
+    stream_idle_timeout: float | None = 300.0
+    # Biggest upstream answer, decoded (a gzip bomb stops here), and biggest stream.
+    max_response: int = 128 * 1024 * 1024
+    max_stream_events: int = 100_000
+    # Biggest cassette file read (bigger ones are refused with an error naming them).
+    max_cassette_size: int = 256 * 1024 * 1024
+    # Request head limits (uvicorn, seedtape serve): bytes of request line + headers, header count.
+    max_header_size: int = 64 * 1024
+    max_headers: int = 128
+    # Sessions whose episode counters are remembered (least recently used forgotten).
+    max_sessions: int = 10_000
     pace: str = "fast"  # or "recorded"
     verify_serve: str = "live"  # or "recorded"
     update: bool = False
@@ -82,6 +95,18 @@ class Settings:
             raise ValueError(f"unknown realtime_audio {self.realtime_audio!r}; expected keep or hash")
         if self.repeats not in ("auto", "cache", "sequence"):
             raise ValueError(f"unknown repeats {self.repeats!r}; expected auto, cache or sequence")
+        self._check_limits()
+        from seedtape.cassette import InvalidCassetteName, validate_name
+        from seedtape.headers import keep_header_problem
+
+        try:
+            validate_name(self.cassette)
+        except InvalidCassetteName as exc:
+            raise ValueError(f"--cassette: {exc}") from None
+        for name in self.keep_headers:
+            problem = keep_header_problem(name)
+            if problem:
+                raise ValueError(problem)
         object.__setattr__(self, "cassettes_dir", Path(self.cassettes_dir))
         object.__setattr__(self, "cache_dir", Path(self.cache_dir))
         if self.auth_token:
@@ -102,6 +127,23 @@ class Settings:
             from seedtape.redaction import Redactor
 
             Redactor.from_lists(self.redact_patterns, self.redact_paths)  # a bad pattern or path fails here, at start-up
+
+    def _check_limits(self) -> None:
+        positive = {
+            "upstream_timeout": self.upstream_timeout,
+            "max_body": self.max_body,
+            "max_response": self.max_response,
+            "max_stream_events": self.max_stream_events,
+            "max_cassette_size": self.max_cassette_size,
+            "max_header_size": self.max_header_size,
+            "max_headers": self.max_headers,
+            "max_sessions": self.max_sessions,
+        }
+        if self.stream_idle_timeout is not None:
+            positive["stream_idle_timeout"] = self.stream_idle_timeout
+        for name, value in positive.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be a positive number, not {value!r}")
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,18 +21,21 @@ import anyio
 import httpx
 from starlette.responses import Response, StreamingResponse
 
-from seedtape.cassette import CassetteError
+from seedtape import bigjson
+from seedtape.cassette import CassetteError, dismantle
 from seedtape.config import Settings
 from seedtape.coordination import AsyncLockContext, Coordinator, coordinator_for
+from seedtape.coordination.filelocks import CassetteLocks
 from seedtape.drift import log as drift_log
 from seedtape.drift.compare import DriftResult
 from seedtape.errors import ProxyError
 from seedtape.exchange import Exchange
+from seedtape.miss import MissIndex
 from seedtape.prepared import Prepared, PreparedEpisode
-from seedtape.recorder import forward
+from seedtape.recorder import OFF_LOOP_BYTES, UNSAVED, Build, Limits, forward
 from seedtape.redaction import Redactor
 from seedtape.replayer import episode_response, seedtape_headers
-from seedtape.store import CassetteStore
+from seedtape.store import READ_INLINE_MAX, CassetteStore, Deferred
 from seedtape.upstream import Upstream
 
 if TYPE_CHECKING:
@@ -49,9 +54,21 @@ class Engine:
         coordinator: Coordinator | None = None,
     ) -> None:
         self.settings = settings
-        self.store = CassetteStore(settings.cassettes_dir, settings.cache_dir, fsync=settings.fsync)
+        self.store = CassetteStore(
+            settings.cassettes_dir, settings.cache_dir, fsync=settings.fsync, max_file_bytes=settings.max_cassette_size
+        )
         self.coordinator: Coordinator = coordinator or coordinator_for(settings)
         self.upstream = Upstream(settings.upstream, settings.upstream_timeout, upstream_transport)
+        self.limits = Limits(settings.upstream_timeout, settings.stream_idle_timeout, settings.max_response, settings.max_stream_events)
+        # Key locks every process on this cassettes folder agrees on (filelocks.py), in
+        # front of which the coordinator's in-process lock keeps one poller per key.
+        self.file_locks = CassetteLocks(settings.cassettes_dir)
+        # Episodes recorded since this moment were written during this run, by this
+        # process or another one on the same folder, and acknowledged to a client:
+        # they are never overwritten (Recording.set_episode). The in-process proxy
+        # sets it to its own start, shared by its apps.
+        self.run_started = time.time()
+        self.misses = MissIndex(self.store, settings.ignore_fields)
         self.keep_headers = frozenset(h.lower() for h in settings.keep_headers)
         # (cassette, key) of every recording this engine served or wrote: what the
         # pytest plugin's unused-recordings report subtracts from the cassette folder.
@@ -83,15 +100,22 @@ class Engine:
         if close is not None:
             close()
 
-    def load(self, exchange: Exchange) -> Prepared | None:
+    async def load(self, exchange: Exchange) -> Prepared | None:
         """The recording, or None; a file that cannot be used is an error naming it.
 
         Any failure counts (broken JSON, a hand edit that left an episode without its
-        body, unreadable bytes): the request gets a 500 that says which file to fix,
-        marked not worth retrying, and every other key keeps being served.
+        body or with a status HTTP cannot send, a FIFO, a file over the size limit or a
+        symlink out of the cassettes folder): the request gets a 500 that says which
+        file to fix, marked not worth retrying, and every other key keeps being served.
+        A big file is read in a worker thread, in pieces, so the event loop keeps
+        serving everyone else meanwhile.
         """
         try:
-            return self.store.load(exchange.cassette, exchange.key)
+            found = self.store.load(exchange.cassette, exchange.key, inline_max=READ_INLINE_MAX)
+            if isinstance(found, Deferred):
+                found = await anyio.to_thread.run_sync(self._load_big, exchange.cassette, exchange.key)
+            assert not isinstance(found, Deferred)
+            return found
         except Exception as exc:
             if isinstance(exc, CassetteError):
                 detail = str(exc)
@@ -108,9 +132,11 @@ class Engine:
 
     async def lookup(self, exchange: Exchange) -> Prepared | None:
         """``load``, then (Teams hook) the shared store when the local file cannot answer."""
-        prepared = self.load(exchange)
+        prepared = await self.load(exchange)
         if self.team is not None:
-            prepared = await self.team.lookup(exchange, prepared, self.wants_cache(exchange))
+            prepared = await self.team.lookup(
+                exchange, prepared, self.wants_cache(exchange), lambda: self.store.read(exchange.cassette, exchange.key)
+            )
         return prepared
 
     async def next_occurrence(self, exchange: Exchange) -> int:
@@ -182,19 +208,46 @@ class Engine:
             "recording_expired",
         )
 
+    def _load_big(self, cassette: str, key: str) -> Prepared | Deferred | None:
+        with bigjson.quiet_gc():  # the parsed file is emptied in slices before the block ends
+            return self.store.load(cassette, key)
+
+    async def recorded_episodes(self, exchange: Exchange) -> list[dict[str, Any]]:
+        """The episodes of the exchange's recording as stored (verify compares them)."""
+        try:
+            recording = await anyio.to_thread.run_sync(self.store.read, exchange.cassette, exchange.key)
+        except Exception:
+            return []  # load() already refused a file that cannot be used
+        if self.team is not None:  # Teams: the team's episodes complete the local file
+            recording = await self.team.recorded(exchange.cassette, exchange.key, recording)
+        return recording.episodes if recording is not None else []
+
+    async def explain_miss(self, exchange: Exchange) -> ProxyError:
+        """The replay-miss error: the closest recording and what differs (miss.py),
+        worked out in a worker thread with a time bound, one miss at a time."""
+        return await self.misses.explain(exchange)
+
+    @asynccontextmanager
+    async def key_lock(self, cassette: str, key: str) -> AsyncIterator[None]:
+        """The key's lock in this process (the coordinator) and across processes (a file lock)."""
+        async with self.coordinator.key_lock(cassette, key), self.file_locks.hold(cassette, key):
+            yield
+
     async def record(self, exchange: Exchange) -> Response:
         """Forward upstream and save the answer as the exchange's occurrence."""
         headers = seedtape_headers(exchange.mode, "recorded", exchange.key, exchange.occurrence)
+        if exchange.stream and not self.store.writable(exchange.cassette):
+            headers = seedtape_headers(exchange.mode, UNSAVED, exchange.key)  # known before a stream's headers go out
         self.coordinator.incr("upstream_calls")
         saved = False
 
-        async def save(episode: dict[str, Any]) -> int:
+        async def save(episode: dict[str, Any] | Build, size: int) -> int | None:
             nonlocal saved
-            number = await self.save(exchange, episode)
-            saved = True
+            number = await self.save(exchange, episode, size)
+            saved = number is not None
             return number
 
-        response = await forward(self.upstream, exchange, headers, save, self.settings.record_errors, self.keep_headers)
+        response = await forward(self.upstream, exchange, headers, save, self.settings.record_errors, self.keep_headers, self.limits)
         if isinstance(response, StreamingResponse):
             response.body_iterator = self._give_back_unless_saved(exchange, response.body_iterator, lambda: saved)
         return response
@@ -213,29 +266,76 @@ class Engine:
     async def passthrough(self, exchange: Exchange, cache: str = "bypass") -> Response:
         headers = seedtape_headers(exchange.mode, cache, exchange.key)
         self.coordinator.incr("upstream_calls")
-        return await forward(self.upstream, exchange, headers)
+        return await forward(self.upstream, exchange, headers, limits=self.limits)
 
-    async def save(self, exchange: Exchange, episode: dict[str, Any]) -> int:
-        request = exchange.stored_request()
-        if self.redactor:  # after the key was made from the request as sent: matching is unaffected
-            request, episode = self.redactor.request(request), self.redactor.episode(episode)
+    async def save(self, exchange: Exchange, episode: dict[str, Any] | Build, size: int = 0) -> int | None:
+        """Write the answer as the exchange's occurrence; its episode number, or None
+        when the disk refused it (the answer was paid for, so its client still gets
+        it, marked ``x-seedtape-cache: unsaved``, and the log names the file and why).
+
+        ``episode`` may be a function building it (a long stream's, built off the
+        loop); ``size`` is the answer's size in bytes. A big answer is built, redacted
+        and written in a worker thread, in pieces (bigjson.py), and so is every
+        answer under ``--fsync always`` (it waits for the disk).
+        """
         session, cassette, key = exchange.session, exchange.cassette, exchange.key
-        async with self.coordinator.key_lock(cassette, "write:" + key):
+        heavy = size >= OFF_LOOP_BYTES or self._file_size(cassette, key) >= READ_INLINE_MAX
+        async with self.key_lock(cassette, "write:" + key):
             # Episode n is rewritten only if this session has not written it already
             # (see Coordinator.claim_episode); otherwise the answer is appended.
             target = exchange.occurrence if await self.claim_episode(session, cassette, key, exchange.occurrence) else APPEND
             if self.team is not None:  # the fleet's episodes first, so this one lands after them
                 await self.team.before_save(self.store.path_for(cassette, key), cassette, key)
-            if self.store.fsyncs_on_save:  # waits for the disk: off the event loop
-                number = await anyio.to_thread.run_sync(self.store.save_episode, cassette, key, request, target, episode)
-            else:  # CPU and a file creation, cheaper here than a thread hop (durability.py)
-                number = self.store.save_episode(cassette, key, request, target, episode)
+            try:
+                if heavy or self.store.fsyncs_on_save:
+                    number = await anyio.to_thread.run_sync(self._write, exchange, target, episode, heavy)
+                else:  # CPU and a file creation, cheaper here than a thread hop (durability.py)
+                    number = self._write(exchange, target, episode, heavy)
+            except (OSError, CassetteError) as exc:
+                self.coordinator.incr("unsaved")
+                reason = f"{exc.strerror or type(exc).__name__}" if isinstance(exc, OSError) else str(exc)
+                log.error(
+                    "seedtape: could not save the answer to %s: %s; the client got it marked x-seedtape-cache: unsaved",
+                    self.store.path_for(cassette, key),
+                    reason,
+                )
+                return None
             if number != target:
                 await self.claim_episode(session, cassette, key, number)
             if self.team is not None:  # write-through, before the key's lock is let go
                 await self.team.after_save(self.store.path_for(cassette, key), cassette, key)
         self.coordinator.incr("recorded")
         self.used.add((exchange.cassette, exchange.key))
+        return number
+
+    def _file_size(self, cassette: str, key: str) -> int:
+        """The size of the key's cassette file so far (0 when there is none)."""
+        try:
+            return os.stat(self.store.path_for(cassette, key)).st_size
+        except OSError:
+            return 0
+
+    def _write(self, exchange: Exchange, target: int, episode: dict[str, Any] | Build, heavy: bool) -> int:
+        if not heavy:
+            return self._write_now(exchange, target, episode, heavy)
+        with bigjson.quiet_gc():  # the big episode is emptied in slices before the block ends
+            return self._write_now(exchange, target, episode, heavy)
+
+    def _write_now(self, exchange: Exchange, target: int, episode: dict[str, Any] | Build, heavy: bool) -> int:
+        built = episode() if callable(episode) else episode
+        request = exchange.stored_request()
+        stored = built
+        if self.redactor:  # after the key was made from the request as sent: matching is unaffected
+            request, stored = self.redactor.request(request), self.redactor.episode(built)
+        number = self.store.save_episode(exchange.cassette, exchange.key, request, target, stored, self.run_started)
+        if heavy:
+            # Empty what was made here (a built episode, a redacted copy) in slices, not in
+            # one go wherever it is dropped; an episode the caller passed in is still its
+            # to use (verify answers with it).
+            if stored is not built:
+                dismantle(stored)
+            if callable(episode):
+                dismantle(built)
         return number
 
     @property
@@ -275,7 +375,7 @@ class Engine:
         the stream ends, while it is passed on live); the others wait, then find the
         recording and are served from it.
         """
-        held = _HeldLock(self.coordinator.key_lock(exchange.cassette, exchange.key))
+        held = _HeldLock(self.key_lock(exchange.cassette, exchange.key))
         await held.acquire()
         try:
             prepared = await self.lookup(exchange)

@@ -28,6 +28,7 @@ from seedtape.routes import Match, Target
 
 CASSETTE_HEADER = "x-seedtape-cassette"
 SESSION_HEADER = "x-seedtape-session"
+MAX_SESSION_LEN = 200
 # Deeper than any real request (tool schemas and structured outputs stop near 10
 # levels), shallow enough that every recursive walk after parsing (the key's
 # canonical form, the pretty cassette writer, verify's deep copies) stays far from
@@ -38,7 +39,7 @@ MAX_DEPTH = 128
 @dataclass(slots=True)
 class Exchange:
     target: Target
-    path: str
+    path: str  # as the client sent it (percent-escapes kept): what is forwarded upstream
     query: str
     body: dict[str, Any]
     raw: bytes
@@ -206,6 +207,31 @@ def request_cassette(request: Request, settings: Settings) -> str:
         raise ProxyError(400, str(exc), "invalid_request_error", "invalid_cassette") from exc
 
 
+def raw_path(scope: Any) -> str:
+    """The request path as it came on the wire (``%2F`` stays ``%2F``), for forwarding.
+
+    Routing and the key read the decoded ``path`` (a deployment named ``my%20dep`` is
+    ``my dep``); upstream must get what the client sent, or it would answer for
+    another path than the one the key describes (``%3F`` decoded is a query).
+    """
+    raw = scope.get("raw_path")
+    return raw.decode("latin-1") if isinstance(raw, bytes) and raw else str(scope["path"])
+
+
+def request_session(request: Request, settings: Settings) -> str:
+    session = request.headers.get(SESSION_HEADER)
+    if not session:
+        return settings.session
+    if len(session) > MAX_SESSION_LEN or not session.isprintable():
+        raise ProxyError(
+            400,
+            f"{SESSION_HEADER} must be printable text of at most {MAX_SESSION_LEN} characters",
+            "invalid_request_error",
+            "invalid_session",
+        )
+    return session
+
+
 def partition_of(request: Request, settings: Settings) -> str:
     """A salted hash of the caller's credential, never the credential itself."""
     if not settings.partition_by_credential:
@@ -232,14 +258,14 @@ async def read_exchange(request: Request, match: Match, settings: Settings, mode
         key = KeyMaterial(match.target, canonical_body(body), partition).key
     return Exchange(
         target=match.target,
-        path=request.scope["path"],
+        path=raw_path(request.scope),
         query=request.scope["query_string"].decode("latin-1"),
         body=body,
         raw=raw,
         forward_headers=upstream_request_headers(request.headers.items()),
         mode=mode,
         cassette=cassette,
-        session=request.headers.get(SESSION_HEADER) or settings.session,
+        session=request_session(request, settings),
         key=key,
         family=match.family,
         endpoint=endpoint,

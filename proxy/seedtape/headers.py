@@ -8,7 +8,9 @@ credential back.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 # Never stored, whatever the user allows.
 CREDENTIAL_HEADERS = frozenset(
@@ -36,6 +38,16 @@ HOP_BY_HOP = frozenset(
     }
 )
 _HOP_BUT_ENCODING = HOP_BY_HOP - {"accept-encoding"}
+# How the body is framed on the wire: the server sending a replay sets these itself.
+# A cassette never stores them (not even with --keep-header, which refuses them) and a
+# replay never sends one found in a hand-edited file: a stored content-length that
+# does not match the body breaks the connection of every client that replays it.
+FRAMING_HEADERS = frozenset(
+    {"content-length", "transfer-encoding", "content-encoding", "connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"}
+)
+# RFC 9110 field names (a token) and values (visible ASCII, spaces, tabs, obs-text).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 SEEDTAPE_PREFIX = "x-seedtape-"
 # What recorded routes ask upstream for: httpx decodes gzip and deflate with the
 # standard library and br with the ``brotli`` package (a dependency for this reason);
@@ -71,8 +83,30 @@ def client_response_headers(headers: Iterable[tuple[str, str]], decoded: bool = 
 
 
 def stored_response_headers(headers: Mapping[str, str], keep: Iterable[str] = ()) -> dict[str, str]:
-    allowed = (DEFAULT_STORED_HEADERS | {h.lower() for h in keep}) - CREDENTIAL_HEADERS
-    return {k.lower(): v for k, v in headers.items() if k.lower() in allowed}
+    allowed = (DEFAULT_STORED_HEADERS | {h.lower() for h in keep}) - CREDENTIAL_HEADERS - FRAMING_HEADERS
+    return {k.lower(): v for k, v in headers.items() if k.lower() in allowed and header_problem(k, v) is None}
+
+
+def header_problem(name: Any, value: Any) -> str | None:
+    """Why a stored header cannot be sent on HTTP/1.1, or None when it can."""
+    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+        return f"header name {str(name)[:40]!r} is not a valid HTTP header name"
+    if not isinstance(value, str) or not _FIELD_VALUE.fullmatch(value):
+        return f"header {name[:40]!r} has a value that is not valid in HTTP (a line break, a control character, or not text)"
+    return None
+
+
+def keep_header_problem(name: str) -> str | None:
+    """Why ``--keep-header NAME`` is refused, or None."""
+    lowered = name.strip().lower()
+    if not _TOKEN.fullmatch(lowered):
+        return f"--keep-header {name[:40]!r} is not a valid HTTP header name"
+    if lowered in FRAMING_HEADERS:
+        return (
+            f"--keep-header {lowered} is refused: it frames the body on the wire, and the server sending a replay "
+            "sets it itself (a stored one breaks every replay)"
+        )
+    return None
 
 
 def credential_of(headers: Mapping[str, str]) -> str:

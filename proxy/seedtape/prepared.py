@@ -7,13 +7,52 @@ the index, and every later hit sends these bytes as they are.
 from __future__ import annotations
 
 import json
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from seedtape.cassette import Recording
+from seedtape import bigjson
+from seedtape.cassette import Recording, recorded_epoch, served_headers
 from seedtape.episode import binary_body, is_stream
 from seedtape.sse import encode_event
+
+
+class Frames:
+    """A stream's events as a replay sends them: every frame in one ``bytes``, with
+    each frame's end offset and its ms since the first event in two arrays.
+
+    Three objects whatever the length. A tuple of (ms, frame) pairs was two hundred
+    thousand for a 100,000-event stream, each one for the garbage collector to walk
+    (~80 ms the first time, holding the event loop), and a replay had to join them.
+    """
+
+    __slots__ = ("blob", "ends", "ms")
+
+    def __init__(self, pairs: Iterator[tuple[int, bytes]] | list[tuple[int, bytes]]) -> None:
+        ends, ms, frames = array("Q"), array("Q"), []
+        size = 0
+        for when, frame in pairs:
+            size += len(frame)
+            ends.append(size)
+            ms.append(max(0, when))
+            frames.append(frame)
+        self.blob = b"".join(frames)
+        self.ends, self.ms = ends, ms
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        start = 0
+        for end, when in zip(self.ends, self.ms, strict=True):
+            yield when, self.blob[start:end]
+            start = end
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Frames) and (self.blob, self.ends, self.ms) == (other.blob, other.ends, other.ms)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +63,7 @@ class PreparedEpisode:
     status: int
     headers: tuple[tuple[str, str], ...]
     body: bytes | None
-    events: tuple[tuple[int, bytes], ...] | None
+    events: Frames | None
     recorded_epoch: float = 0.0  # for --max-age; 0 when the episode has no recorded_at
     # ``headers`` as the bytes a server sends (lower-case names): encoded here, once.
     raw_headers: tuple[tuple[bytes, bytes], ...] = ()
@@ -32,7 +71,14 @@ class PreparedEpisode:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    recording: Recording
+    """A cassette file's episodes as a replay sends them.
+
+    The parsed recording is not kept: for a long stream it is a million small objects
+    whose memory and whose freeing (~100 ms the interpreter cannot interrupt) buy
+    nothing a replay needs. Verify reads the recorded episodes from the file.
+    """
+
+    key: str
     episodes: tuple[PreparedEpisode, ...]
 
 
@@ -40,22 +86,18 @@ def encode_json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def recorded_epoch(episode: dict[str, Any]) -> float:
-    value = episode.get("recorded_at")
-    if not isinstance(value, str):
-        return 0.0
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0
+# Statuses HTTP sends without a body: one sent anyway breaks the client's connection.
+NO_BODY_STATUSES = frozenset({204, 304})
 
 
 def prepare_episode(number: int, episode: dict[str, Any]) -> PreparedEpisode:
-    headers = dict(episode.get("headers") or {})
+    headers = served_headers(episode.get("headers") or {})
     epoch = recorded_epoch(episode)
+    if episode["status"] in NO_BODY_STATUSES:
+        return PreparedEpisode(number, episode["status"], tuple(headers.items()), b"", None, epoch, _raw(headers))
     if is_stream(episode):
         headers.setdefault("content-type", "text/event-stream; charset=utf-8")
-        events = tuple((int(e.get("ms", 0)), encode_event(e.get("data"), e.get("event"))) for e in episode["events"])
+        events = _encoded(episode["events"])
         return PreparedEpisode(number, episode["status"], tuple(headers.items()), None, events, epoch, _raw(headers))
     binary = binary_body(episode)
     if binary is not None:
@@ -70,9 +112,23 @@ def prepare_episode(number: int, episode: dict[str, Any]) -> PreparedEpisode:
     return PreparedEpisode(number, episode["status"], tuple(headers.items()), body, None, epoch, _raw(headers))
 
 
+def _encoded(events: list[dict[str, Any]]) -> Frames:
+    if len(events) <= bigjson.SLICE:
+        return Frames([(int(e.get("ms", 0)), encode_event(e.get("data"), e.get("event"))) for e in events])
+    return Frames(_encoded_slowly(events))
+
+
+def _encoded_slowly(events: list[dict[str, Any]]) -> Iterator[tuple[int, bytes]]:
+    """A long stream (read off the loop): encoded with a pause every slice (bigjson.breathe)."""
+    for number, e in enumerate(events, 1):
+        yield int(e.get("ms", 0)), encode_event(e.get("data"), e.get("event"))
+        if number % bigjson.SLICE == 0:
+            bigjson.breathe()
+
+
 def _raw(headers: dict[str, str]) -> tuple[tuple[bytes, bytes], ...]:
     return tuple((str(k).lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in headers.items())
 
 
 def prepare(recording: Recording) -> Prepared:
-    return Prepared(recording, tuple(prepare_episode(i + 1, e) for i, e in enumerate(recording.episodes)))
+    return Prepared(recording.key, tuple(prepare_episode(i + 1, e) for i, e in enumerate(recording.episodes)))

@@ -7,29 +7,84 @@ on (``data: [DONE]`` for chat, ``response.completed`` for Responses, ...). A str
 that breaks first, or ends without its marker, is never saved, and its client's
 connection is aborted: the SDK raises, exactly as it would against the broken
 upstream, instead of returning a short answer as if it were whole.
+
+Every exchange has a deadline: ``--upstream-timeout`` bounds it from the request to
+the last byte, and ``--stream-idle-timeout`` bounds the silence between two events
+of a stream. An answer is bounded too: ``--max-response`` decoded bytes (a gzip bomb
+stops there) and ``--max-stream-events`` events. Before the first byte reaches the
+client, breaking one of these is an OpenAI-shaped 504 or 502; once a stream has
+started, it ends with an OpenAI-shaped error event (the SDK raises ``APIError`` with
+the message) and nothing is saved.
 """
 
 from __future__ import annotations
 
+import asyncio
+import codecs
 import json
+import logging
 import time
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
+import anyio
 import httpx
 from httpx_sse import EventSource
 from starlette.responses import Response, StreamingResponse
 
+from seedtape import bigjson
 from seedtape.episode import make_episode
-from seedtape.errors import ProxyError
+from seedtape.errors import ProxyError, error_body
 from seedtape.exchange import Exchange
 from seedtape.families import Family, StreamEnd
 from seedtape.headers import client_response_headers
 from seedtape.sse import encode_event, event_data
 from seedtape.upstream import Upstream, upstream_failure
 
-# Called with a complete episode; returns the episode number it was saved as.
-Save = Callable[[dict[str, Any]], Awaitable[int]]
+log = logging.getLogger("seedtape")
+# Called with a complete episode (or a function building one: a long stream's episode
+# is built off the event loop) and the answer's size in bytes; returns the episode
+# number it was saved as, or None when the disk refused it (the answer is "unsaved").
+Build = Callable[[], dict[str, Any]]
+Save = Callable[[dict[str, Any] | Build, int], Awaitable[int | None]]
+UNSAVED = "unsaved"
+# An answer this big is parsed in a worker thread, in pieces (bigjson.py).
+OFF_LOOP_BYTES = 256 * 1024
+YIELD_EVERY = 64  # stream events handled between two chances for other requests to run
+DECODE_STEP = 1024 * 1024  # most decompressed bytes made at once
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one upstream exchange may take (Settings: --upstream-timeout and friends)."""
+
+    timeout: float = 600.0
+    idle: float | None = 300.0
+    max_bytes: int = 128 * 1024 * 1024
+    max_events: int = 100_000
+
+
+# One stream event as kept while a stream passes: ms since the first, data as sent, SSE name.
+Raw = tuple[int, str, str | None]
+
+
+def stored_events(raw: list[Raw]) -> list[dict[str, Any]]:
+    """Kept events as a cassette stores them (parsed data), a slice at a time."""
+    events: list[dict[str, Any]] = []
+    for ms, text, name in raw:
+        event: dict[str, Any] = {"ms": ms, "data": event_data(text)}
+        if name:
+            event["event"] = name
+        events.append(event)
+        if len(events) % bigjson.SLICE == 0:
+            bigjson.breathe()
+    return events
+
+
+class StreamStopped(ProxyError):
+    """seedtape itself stopped an upstream answer: a deadline or a size limit."""
 
 
 def _ms_since(started: float) -> int:
@@ -41,8 +96,12 @@ def is_event_stream(response: httpx.Response) -> bool:
     return content_type.startswith("text/event-stream")
 
 
-async def _open(upstream: Upstream, exchange: Exchange) -> tuple[httpx.Response, float]:
-    return await upstream.open(exchange.method, exchange.path, exchange.query, exchange.forward_headers, exchange.raw)
+async def _open(upstream: Upstream, exchange: Exchange, deadline: float) -> tuple[httpx.Response, float]:
+    return await upstream.open(exchange.method, exchange.path, exchange.query, exchange.forward_headers, exchange.raw, deadline)
+
+
+def _deadline(limits: Limits) -> float:
+    return asyncio.get_running_loop().time() + limits.timeout
 
 
 async def forward(
@@ -52,24 +111,31 @@ async def forward(
     save: Save | None = None,
     record_errors: bool = False,
     keep_headers: frozenset[str] = frozenset(),
+    limits: Limits = Limits(),
 ) -> Response:
     """Forward one recorded-route request; ``save`` is called for a recordable answer.
 
     ``headers`` are the ``x-seedtape-*`` headers for the client; ``x-seedtape-cache``
     and ``x-seedtape-episode`` in it are corrected when nothing was saved.
     """
-    response, started = await _open(upstream, exchange)
+    deadline = _deadline(limits)
+    response, started = await _open(upstream, exchange, deadline)
     if 200 <= response.status_code < 300 and is_event_stream(response):
-        tee = _tee(upstream, exchange.family, response, started, save, keep_headers)
+        events = _Events(upstream.base_url, response, deadline, limits)
+        try:
+            # The first event before the status goes out: an upstream that sends headers
+            # and then nothing (or a drip) is a clean 504, not a stream left hanging.
+            first = await events.next()
+            if first is None:
+                raise cut_short(exchange.family, upstream.base_url)
+        except BaseException:
+            await events.aclose()
+            raise
+        tee = _tee(upstream, exchange.family, events, first, started, save, keep_headers)
         return StreamingResponse(tee, status_code=response.status_code, headers=_merge(response, headers))
-    try:
-        content = await response.aread()
-    except httpx.HTTPError as exc:
-        raise upstream_failure(exc, upstream.base_url) from exc
-    finally:
-        await response.aclose()
+    content = await read_body(upstream.base_url, response, deadline, limits)
     ok = 200 <= response.status_code < 300
-    stored = _stored_answer(exchange.family, response, content, ok)
+    stored = await stored_answer(exchange.family, response, content, ok)
     if ok and stored is None:
         raise ProxyError(
             502,
@@ -86,15 +152,66 @@ async def forward(
             keep_headers=keep_headers,
             family=exchange.family,
         )
-        headers["x-seedtape-episode"] = str(await save(episode))
+        number = await save(episode, len(content))
+        if number is None:
+            _unsaved(headers)
+        else:
+            headers["x-seedtape-cache"] = "recorded"
+            headers["x-seedtape-episode"] = str(number)
     else:
         _not_saved(headers)
     return Response(content, status_code=response.status_code, headers=_merge(response, headers))
 
 
-def _stored_answer(family: Family, response: httpx.Response, content: bytes, ok: bool) -> dict[str, Any] | None:
+async def read_body(base_url: str, response: httpx.Response, deadline: float, limits: Limits) -> bytes:
+    """The whole decoded body, by the deadline and within ``--max-response``."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout_at(deadline):
+            async for chunk in decoded(response):
+                size += len(chunk)
+                if size > limits.max_bytes:
+                    raise too_large(base_url, limits)
+                chunks.append(chunk)
+    except TimeoutError as exc:
+        raise late(base_url, limits) from exc
+    except httpx.HTTPError as exc:
+        raise upstream_failure(exc, base_url) from exc
+    finally:
+        await response.aclose()
+    return b"".join(chunks)
+
+
+def late(base_url: str, limits: Limits, idle: bool = False) -> StreamStopped:
+    if idle:
+        message = f"upstream {base_url} timed out: no stream event for {limits.idle:g} s (--stream-idle-timeout); nothing was recorded"
+    else:
+        message = (
+            f"upstream {base_url} timed out: its answer did not end within --upstream-timeout {limits.timeout:g} s; nothing was recorded"
+        )
+    return StreamStopped(504, message, "upstream_timeout", "upstream_timeout")
+
+
+def too_large(base_url: str, limits: Limits, events: bool = False) -> StreamStopped:
+    if events:
+        message = f"upstream {base_url} sent a stream of more than {limits.max_events} events (--max-stream-events); nothing was recorded"
+    else:
+        message = (
+            f"upstream {base_url} sent an answer of more than {limits.max_bytes} bytes once decoded (--max-response); nothing was recorded"
+        )
+    return StreamStopped(502, message, "upstream_error", "response_too_large")
+
+
+async def stored_answer(family: Family, response: httpx.Response, content: bytes, ok: bool) -> dict[str, Any] | None:
     """The answer as ``make_episode`` takes it (body, text or binary), or None when it
-    is none of the kinds the family answers with."""
+    is none of the kinds the family answers with. A big one is parsed off the loop."""
+    if len(content) < OFF_LOOP_BYTES:
+        return _stored_answer(family, response, content, ok)
+    return await anyio.to_thread.run_sync(_stored_answer, family, response, content, ok)
+
+
+def _stored_answer(family: Family, response: httpx.Response, content: bytes, ok: bool) -> dict[str, Any] | None:
     content_type = response.headers.get("content-type", "")
     if ok and "text" in family.answers and content_type.startswith("text/"):
         # Before JSON: a plain-text transcript that happens to parse ("42\n") is text.
@@ -114,14 +231,25 @@ def _stored_answer(family: Family, response: httpx.Response, content: bytes, ok:
 
 def _json_or_none(content: bytes) -> Any:
     try:
+        if len(content) >= OFF_LOOP_BYTES:
+            try:
+                return bigjson.loads(bigjson.decode_utf8(content))
+            except UnicodeDecodeError:
+                pass  # UTF-16 or -32 JSON: the standard library detects it
         return json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 
 def _not_saved(headers: dict[str, str]) -> None:
     if headers.get("x-seedtape-cache") == "recorded":
         headers["x-seedtape-cache"] = "miss"
+    headers.pop("x-seedtape-episode", None)
+
+
+def _unsaved(headers: dict[str, str]) -> None:
+    """The answer was paid for and is passed on, but the disk refused it."""
+    headers["x-seedtape-cache"] = UNSAVED
     headers.pop("x-seedtape-episode", None)
 
 
@@ -137,35 +265,186 @@ def cut_short(family: Family, base_url: str) -> ProxyError:
     )
 
 
+async def decoded(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The body decoded, at most ``DECODE_STEP`` bytes per piece, with a pause between.
+
+    Recorded routes ask upstream for gzip or deflate only (headers.py). httpx would
+    inflate each network read in one call: 64 KB of a gzip bomb is 64 MB out, ~30 ms
+    of the event loop; here it comes out a megabyte at a time, and the size limit
+    stops it after the first pieces over ``--max-response``.
+    """
+    if response.is_stream_consumed:  # a response built whole (a stub transport): already decoded
+        yield response.content
+        return
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        async for chunk in response.aiter_raw():
+            yield chunk
+        return
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        async for chunk in response.aiter_bytes():  # not asked for; httpx knows more encodings
+            yield chunk
+        return
+    gzip = encoding != "deflate"
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16 if gzip else zlib.MAX_WBITS)
+    first = True
+    async for raw in response.aiter_raw():
+        data = raw
+        while data:
+            try:
+                out = inflater.decompress(data, DECODE_STEP)
+            except zlib.error as exc:
+                if first and not gzip:  # "deflate" sent raw, without its zlib header (as httpx allows)
+                    inflater, first = zlib.decompressobj(-zlib.MAX_WBITS), False
+                    continue
+                raise httpx.DecodingError(f"{encoding} answer cannot be decoded: {exc}") from exc
+            first = False
+            data = inflater.unconsumed_tail
+            if out:
+                yield out
+            if data:
+                await asyncio.sleep(0)
+    tail = inflater.flush()
+    if tail:
+        yield tail
+
+
+class _CountedText:
+    """What ``EventSource`` reads of a response (its headers and text), with the text
+    counted against ``--max-response`` before the SSE parser buffers any of it."""
+
+    def __init__(self, response: httpx.Response, base_url: str, limits: Limits) -> None:
+        self.headers = response.headers
+        self._response = response
+        self._base_url = base_url
+        self._limits = limits
+        self.size = 0
+
+    async def aiter_text(self) -> AsyncIterator[str]:
+        text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        async for chunk in decoded(self._response):
+            self.size += len(chunk)
+            if self.size > self._limits.max_bytes:
+                raise too_large(self._base_url, self._limits)
+            yield text.decode(chunk)
+        yield text.decode(b"", final=True)
+
+
+class _Events:
+    """An upstream stream as timed events, under the exchange's deadline and limits."""
+
+    def __init__(self, base_url: str, response: httpx.Response, deadline: float, limits: Limits) -> None:
+        self.response = response
+        self.count = 0
+        self._base_url = base_url
+        self._deadline = deadline
+        self._limits = limits
+        self._text = _CountedText(response, base_url, limits)
+        self._sse = EventSource(cast(httpx.Response, self._text)).aiter_sse()
+        self._first: float | None = None
+
+    @property
+    def size(self) -> int:
+        return self._text.size
+
+    async def next(self) -> tuple[Raw, Any] | None:
+        """The next event (ms since the first, its data as sent, SSE name) and its data
+        parsed; None at the end. Callers keep the first part only: text is no work for
+        the garbage collector, a parsed event is a dozen objects (see bigjson.quiet_gc)."""
+        idle = self._limits.idle
+        loop = asyncio.get_running_loop()
+        limit = self._deadline if idle is None else min(self._deadline, loop.time() + idle)
+        try:
+            async with asyncio.timeout_at(limit):
+                sse = await anext(self._sse)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError as exc:
+            raise late(self._base_url, self._limits, idle=limit < self._deadline) from exc
+        except httpx.TimeoutException as exc:
+            raise late(self._base_url, self._limits) from exc
+        except httpx.HTTPError as exc:
+            raise upstream_failure(exc, self._base_url) from exc
+        self.count += 1
+        if self.count > self._limits.max_events:
+            raise too_large(self._base_url, self._limits, events=True)
+        now = time.perf_counter()
+        self._first = self._first if self._first is not None else now
+        name = sse.event if sse.event and sse.event != "message" else None
+        return (int((now - self._first) * 1000), sse.data, name), event_data(sse.data)
+
+    async def aclose(self) -> None:
+        try:
+            await self._sse.aclose()
+        finally:
+            await self.response.aclose()
+
+
+def error_event(error: ProxyError, named: bool) -> bytes:
+    """seedtape's own error, as the last event of a stream it had to stop: the body of
+    an OpenAI error, which the SDK raises as ``APIError`` with this message."""
+    return encode_event(error_body(error.message, error.type, error.code, error.param), "error" if named else None)
+
+
 async def _tee(
-    upstream: Upstream, family: Family, response: httpx.Response, started: float, save: Save | None, keep_headers: frozenset[str]
+    upstream: Upstream,
+    family: Family,
+    source: _Events,
+    first: tuple[Raw, Any],
+    started: float,
+    save: Save | None,
+    keep_headers: frozenset[str],
 ) -> AsyncIterator[bytes]:
-    events: list[dict[str, Any]] = []
+    kept: list[Raw] = []
     ended: StreamEnd | None = None
+    response = source.response
+    event: tuple[Raw, Any] | None = first
     try:
-        async for event in _timed_events(response):
-            events.append(event)
-            end = family.stream_end(event["data"])
+        while event is not None:
+            raw, data = event
+            kept.append(raw)
+            end = family.stream_end(data)
             if end is StreamEnd.COMPLETE and ended is None and save is not None:
-                latency = _ms_since(started) - event["ms"]
-                episode = make_episode(
-                    response.status_code, response.headers, events=events, latency_ms=latency, keep_headers=keep_headers, family=family
-                )
-                await save(episode)
+                latency = _ms_since(started) - raw[0]
+
+                def build(kept: list[Raw] = kept, latency: int = latency) -> dict[str, Any]:
+                    return make_episode(
+                        response.status_code,
+                        response.headers,
+                        events=stored_events(kept),
+                        latency_ms=latency,
+                        keep_headers=keep_headers,
+                        family=family,
+                    )
+
+                if await save(build, source.size) is None:
+                    # The header went out before the save; say it in the stream too (an
+                    # SSE comment: parsers skip it) and in the log (Engine.save).
+                    yield b": seedtape: this stream was not saved (disk error, see the proxy's log)\n\n"
             ended = ended or end
-            yield encode_event(event["data"], event.get("event"))
-    except httpx.HTTPError as exc:
-        # Re-raised so the server aborts the client's connection: a broken upstream
-        # stream must look broken to the client too, not like a short answer.
-        raise upstream_failure(exc, upstream.base_url) from exc
+            yield encode_event(data, raw[2])
+            del data
+            event = await source.next()
+            if source.count % YIELD_EVERY == 0:
+                # Events already read arrive without a pause (a thousand per network read):
+                # let the other requests run in between.
+                await asyncio.sleep(0)
+    except StreamStopped as stopped:
+        # seedtape's own limit or deadline: a clear error the SDK raises, nothing saved.
+        log.warning("seedtape: %s", stopped.message)
+        yield error_event(stopped, any(name for _, _, name in kept[:8]))
+        return
     finally:
-        await response.aclose()
+        await source.aclose()
     if ended is None:
         raise cut_short(family, upstream.base_url)  # aborts the client's connection the same way
 
 
 async def capture(
-    upstream: Upstream, exchange: Exchange, keep_headers: frozenset[str] = frozenset()
+    upstream: Upstream,
+    exchange: Exchange,
+    keep_headers: frozenset[str] = frozenset(),
+    limits: Limits = Limits(),
 ) -> tuple[dict[str, Any], httpx.Headers]:
     """Forward and read the whole answer into an episode, saving nothing (for verify).
 
@@ -173,23 +452,39 @@ async def capture(
     ``x-seedtape-drift`` header can only be known once the stream is complete.
     """
     family = exchange.family
-    response, started = await _open(upstream, exchange)
-    try:
-        if 200 <= response.status_code < 300 and is_event_stream(response):
-            events = [event async for event in _timed_events(response)]
-            if not any(family.stream_end(e["data"]) is StreamEnd.COMPLETE for e in events):
-                raise cut_short(family, upstream.base_url)
-            latency = _ms_since(started) - events[-1]["ms"]
-            episode = make_episode(
-                response.status_code, response.headers, events=events, latency_ms=latency, keep_headers=keep_headers, family=family
+    deadline = _deadline(limits)
+    response, started = await _open(upstream, exchange, deadline)
+    if 200 <= response.status_code < 300 and is_event_stream(response):
+        source = _Events(upstream.base_url, response, deadline, limits)
+        kept: list[Raw] = []
+        complete = False
+        try:
+            while (event := await source.next()) is not None:
+                kept.append(event[0])
+                complete = complete or family.stream_end(event[1]) is StreamEnd.COMPLETE
+                if source.count % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+        finally:
+            await source.aclose()
+        if not complete:
+            raise cut_short(family, upstream.base_url)
+        latency = _ms_since(started) - kept[-1][0]
+
+        def build() -> dict[str, Any]:
+            return make_episode(
+                response.status_code,
+                response.headers,
+                events=stored_events(kept),
+                latency_ms=latency,
+                keep_headers=keep_headers,
+                family=family,
             )
-            return episode, response.headers
-        content = await response.aread()
-    except httpx.HTTPError as exc:
-        raise upstream_failure(exc, upstream.base_url) from exc
-    finally:
-        await response.aclose()
-    stored = _stored_answer(family, response, content, 200 <= response.status_code < 300)
+
+        if len(kept) <= bigjson.SLICE:
+            return build(), response.headers
+        return await anyio.to_thread.run_sync(build), response.headers
+    content = await read_body(upstream.base_url, response, deadline, limits)
+    stored = await stored_answer(family, response, content, 200 <= response.status_code < 300)
     if stored is None:
         raise ProxyError(
             502, f"upstream {upstream.base_url} answered {response.status_code} with a body that is not JSON", "upstream_error"
@@ -198,15 +493,3 @@ async def capture(
         response.status_code, response.headers, **stored, latency_ms=_ms_since(started), keep_headers=keep_headers, family=family
     )
     return episode, response.headers
-
-
-async def _timed_events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
-    """Upstream SSE events (parsed by httpx-sse) as stored: data and ms since the first."""
-    first: float | None = None
-    async for sse in EventSource(response).aiter_sse():
-        now = time.perf_counter()
-        first = first if first is not None else now
-        event: dict[str, Any] = {"ms": int((now - first) * 1000), "data": event_data(sse.data)}
-        if sse.event and sse.event != "message":
-            event["event"] = sse.event
-        yield event

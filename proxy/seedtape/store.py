@@ -30,15 +30,36 @@ from typing import Any
 
 import diskcache
 
-from seedtape.cassette import CassetteError, Recording, file_name, read_recording, utc_now, validate_name, write_recording
+from seedtape.cassette import (
+    MAX_FILE_BYTES,
+    PIECES_FROM_BYTES,
+    CassetteError,
+    Recording,
+    dismantle,
+    file_name,
+    read_recording,
+    utc_now,
+    validate_name,
+    write_recording,
+)
 from seedtape.durability import FSYNC_POLICIES, BackgroundSync
 from seedtape.prepared import Prepared, prepare
 
 log = logging.getLogger("seedtape")
 Stamp = tuple[int, int]
 DISK_TIER_MIN_BYTES = 16 * 1024
-_MAX_FOLDERS = 1024
-_INDEX_FORMAT = "2"  # part of every diskcache key: entries pickled by another layout are never read  # validated cassette folders remembered (names come from request headers)
+_MAX_FOLDERS = 1024  # validated cassette folders remembered (names come from request headers)
+_INDEX_FORMAT = "3"  # part of every diskcache key: entries pickled by another layout are never read
+# A lookup that must read a file this big or bigger is left to a worker thread by the
+# engine (``load(..., inline_max=...)``): parsing and encoding it would hold the loop.
+READ_INLINE_MAX = 256 * 1024
+
+
+class Deferred:
+    """``load`` would have to read a big file: ask again off the event loop."""
+
+
+DEFERRED = Deferred()
 
 
 class _LRU:
@@ -71,10 +92,13 @@ class _LRU:
 class CassetteStore:
     """Cassette files by (cassette name, key), with the index in front of them."""
 
-    def __init__(self, root: Path, cache_dir: Path | None, memory_size: int = 4096, fsync: str = "always") -> None:
+    def __init__(
+        self, root: Path, cache_dir: Path | None, memory_size: int = 4096, fsync: str = "always", max_file_bytes: int = MAX_FILE_BYTES
+    ) -> None:
         if fsync not in FSYNC_POLICIES:
             raise ValueError(f"unknown fsync policy {fsync!r}; expected one of {', '.join(FSYNC_POLICIES)}")
         self.root = Path(root)
+        self.max_file_bytes = max_file_bytes
         self._memory = _LRU(memory_size)
         self._disk = _open_disk_index(cache_dir)
         self._folders: dict[str, str] = {}
@@ -106,8 +130,13 @@ class CassetteStore:
             self._folders[cassette] = folder
         return folder + file_name(key)
 
-    def load(self, cassette: str, key: str) -> Prepared | None:
-        """The recording for a key, or None. Raises CassetteError for a broken file."""
+    def load(self, cassette: str, key: str, inline_max: int | None = None) -> Prepared | Deferred | None:
+        """The recording for a key, or None. Raises CassetteError for a broken file.
+
+        ``inline_max``: when the indexed copy is stale and the file is at least this
+        big, return ``DEFERRED`` instead of reading it (the caller asks again from a
+        worker thread). Only a stale or first lookup reads; a hit is one ``stat``.
+        """
         ident = self._file(cassette, key)
         try:
             st = os.stat(ident)
@@ -117,34 +146,87 @@ class CassetteStore:
         cached = self._memory.get(ident)
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        big = st.st_size >= DISK_TIER_MIN_BYTES
-        prepared = self._disk_get(ident, stamp) if big else None
+        if inline_max is not None and st.st_size >= inline_max:
+            return DEFERRED
+        self.check_inside(ident)
+        disk_tier = DISK_TIER_MIN_BYTES <= st.st_size < PIECES_FROM_BYTES  # bigger: pickling would hold the loop as long
+        prepared = self._disk_get(ident, stamp) if disk_tier else None
         if prepared is None:
-            prepared = prepare(read_recording(ident))
-            if big:
+            recording = read_recording(ident, self.max_file_bytes, st)
+            prepared = prepare(recording)
+            if st.st_size >= PIECES_FROM_BYTES:
+                dismantle(recording.episodes)  # in slices, here, rather than in one go wherever it is dropped
+            if disk_tier:
                 self._disk_put(ident, (stamp, prepared))
-        if prepared.recording.key != key:
+        if prepared.key != key:
             # Two keys sharing the first 16 hex digits: vanishingly rare, never served wrong.
             return None
         self._memory.put(ident, (stamp, prepared))
         return prepared
 
-    def save_episode(self, cassette: str, key: str, request: dict[str, Any], occurrence: int, episode: dict[str, Any]) -> int:
-        """Write the n-th occurrence's episode (read-modify-write; caller holds the key lock)."""
+    def read(self, cassette: str, key: str) -> Recording | None:
+        """The recording of a key parsed from its file (no index), or None."""
         path = self.path_for(cassette, key)
+        self.check_inside(path)
+        try:
+            recording = read_recording(path, self.max_file_bytes)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return recording if recording.key == key else None
+
+    def check_inside(self, path: Path | str) -> None:
+        """Refuse a cassette path that leads out of the cassettes folder (a symlinked
+        file or folder pointing elsewhere): a cassette folder from a checkout must not
+        make the proxy read or write other files of this machine."""
+        root = os.path.realpath(self.root)
+        real = os.path.realpath(path)
+        if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
+            raise CassetteError(f"{path}: leads out of the cassettes folder {self.root} (to {real}); refused")
+
+    def writable(self, cassette: str) -> bool:
+        """Can a recording be written into this cassette, as far as can be told before
+        trying? (A folder that is a file, or read-only; a full disk shows only when
+        writing.) Streams ask first: their headers go out before their save."""
+        folder = os.path.abspath(self.root / validate_name(cassette))
+        while not os.path.exists(folder):
+            parent = os.path.dirname(folder)
+            if parent == folder:
+                return False
+            folder = parent
+        return os.path.isdir(folder) and os.access(folder, os.W_OK)
+
+    def save_episode(
+        self,
+        cassette: str,
+        key: str,
+        request: dict[str, Any],
+        occurrence: int,
+        episode: dict[str, Any],
+        keep_since: float | None = None,
+    ) -> int:
+        """Write the n-th occurrence's episode (read-modify-write; caller holds the key lock).
+
+        ``keep_since``: episodes recorded since then are never overwritten (see
+        ``Recording.set_episode``). Raises OSError when the file cannot be written.
+        """
+        path = self.path_for(cassette, key)
+        if path.parent.exists():
+            self.check_inside(path)
         recording = self._read_fresh(path, key) or Recording(key=key, request=request)
         recording.request = request
-        number = recording.set_episode(occurrence, episode)
+        number = recording.set_episode(occurrence, episode, keep_since)
         write_recording(path, recording, durable=self.fsyncs_on_save)
         if self.background_sync is not None:
             self.background_sync.submit(str(path))
         self._memory.drop(str(path))
+        if recording.is_big():  # the episodes read from the file; the one passed in is the caller's
+            dismantle([e for e in recording.episodes if e is not episode])
         return number
 
     def _read_fresh(self, path: Path, key: str) -> Recording | None:
         try:
-            recording = read_recording(path)
-        except FileNotFoundError:
+            recording = read_recording(path, self.max_file_bytes)
+        except (FileNotFoundError, NotADirectoryError):
             return None
         except CassetteError as exc:
             # A broken file is replaced by the new recording, never merged into; the
@@ -185,12 +267,14 @@ class CassetteStore:
             return
 
     def recordings(
-        self, cassette: str, *, ordered: bool = True, limit: int | None = None
+        self, cassette: str, *, ordered: bool = True, limit: int | None = None, max_bytes: int | None = None
     ) -> Iterator[tuple[Path, Recording | CassetteError]]:
         """The files of one cassette, parsed; a broken file yields its error instead.
 
         ``ordered`` sorts by file name (the key); ``limit`` stops after that many, so a
-        caller that needs a few of a million files reads only those few.
+        caller that needs a few of a million files reads only those few. A file over
+        ``max_bytes`` (default: the cassette file limit), one that is not a regular
+        file, or one leading out of the cassettes folder yields its error unread.
         """
         folder = self.root / validate_name(cassette)
         names: Iterable[str]
@@ -201,11 +285,39 @@ class CassetteStore:
         for name in names:
             path = folder / name
             try:
-                yield path, read_recording(path)
+                self.check_inside(path)
+                yield path, read_recording(path, max_bytes or self.max_file_bytes)
             except CassetteError as exc:
                 yield path, exc
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):
                 continue  # removed since the folder was listed
+            except OSError as exc:
+                yield path, CassetteError(f"{path}: cannot be read: {exc.strerror or exc}")
+
+    def files(self, cassette: str, limit: int | None = None) -> Iterator[tuple[str, Stamp]]:
+        """(path, (size, mtime)) of a cassette's recording files, unordered, unread."""
+        folder = self.root / validate_name(cassette)
+        seen = 0
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if limit is not None and seen >= limit:
+                        return
+                    if not _is_recording(entry.name):
+                        continue
+                    try:
+                        st = entry.stat()
+                    except OSError:
+                        continue
+                    seen += 1
+                    yield entry.path, (st.st_size, st.st_mtime_ns)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+
+    def read_path(self, path: str | Path, max_bytes: int | None = None) -> Recording:
+        """One cassette file, parsed, if it is a regular file inside the cassettes folder."""
+        self.check_inside(path)
+        return read_recording(path, max_bytes or self.max_file_bytes)
 
     def find(self, key_prefix: str) -> list[tuple[str, Path]]:
         """Files whose key starts with a prefix, across cassettes (for ``seedtape show``)."""

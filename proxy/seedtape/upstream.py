@@ -12,6 +12,7 @@ error types are the library's, and tests can pass any ``httpx.AsyncBaseTransport
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 
@@ -31,6 +32,7 @@ class Upstream:
                 )
             base_url = "http://sim.local"
         self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
         # trust_env=False: no proxy or netrc from the environment; seedtape is the proxy.
         self._transport = transport or httpx.AsyncHTTPTransport(trust_env=False)
         self._timeout = httpx.Timeout(timeout, connect=min(timeout, 30.0)).as_dict()
@@ -42,9 +44,15 @@ class Upstream:
         return self.base_url + "/" + path.lstrip("/")
 
     async def open(
-        self, method: str, path: str, query: str, headers: Sequence[tuple[str, str]], body: bytes
+        self, method: str, path: str, query: str, headers: Sequence[tuple[str, str]], body: bytes, deadline: float | None = None
     ) -> tuple[httpx.Response, float]:
-        """Send and return the response with its body not yet read, and the start time."""
+        """Send and return the response with its body not yet read, and the start time.
+
+        ``path`` is the request path as the client sent it (percent-escapes and all),
+        so upstream gets the path the key describes. ``deadline`` (event loop time)
+        bounds the wait for the status line and headers, whatever httpx's per-read
+        timeouts would allow.
+        """
         url = self.url_for(path) + (f"?{query}" if query else "")
         # Header values go on as the bytes that came in (ASGI decodes them as latin-1);
         # httpx would otherwise insist on ASCII and fail on a client's non-ASCII value.
@@ -52,9 +60,17 @@ class Upstream:
         request = httpx.Request(method, url, headers=raw_headers, content=body, extensions={"timeout": self._timeout})
         started = time.perf_counter()
         try:
-            response = await self._transport.handle_async_request(request)
+            if deadline is None:
+                response = await self._transport.handle_async_request(request)
+            else:
+                async with asyncio.timeout_at(deadline):
+                    response = await self._transport.handle_async_request(request)
             response.request = request
             return response, started
+        except TimeoutError as exc:
+            raise ProxyError(
+                504, f"upstream {self.base_url} timed out: no answer within --upstream-timeout {self.timeout:g} s", "upstream_timeout"
+            ) from exc
         except httpx.LocalProtocolError as exc:  # e.g. a header value HTTP/1.1 cannot carry
             raise ProxyError(400, f"request cannot be forwarded upstream: {exc}", "invalid_request_error") from exc
         except httpx.TimeoutException as exc:

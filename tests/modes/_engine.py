@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,14 @@ class Rig:
         self.session = self.settings.session
 
     def new_session(self) -> None:
-        """A new proxy run (or pytest test): occurrence counters start again at 1."""
+        """A new session (a pytest test): occurrence counters start again at 1."""
         self.session = f"run-{next(self._sessions)}"
+
+    def new_run(self) -> None:
+        """A new proxy run: a new session, and what was recorded so far is from an
+        earlier run (record mode rewrites it; a run never overwrites its own)."""
+        self.new_session()
+        self.engine.run_started = time.time()
 
     def exchange(self, mode: str, **params: Any) -> Exchange:
         """A chat-completions request as the app reads it: route and key (occurrence: ``send``)."""

@@ -31,7 +31,7 @@ async def test_a_new_request_is_forwarded_and_written(rig: Rig) -> None:
 @pytest.mark.anyio
 async def test_a_recorded_request_still_goes_upstream(rig: Rig) -> None:
     await rig.send("record", seed=42)
-    rig.new_session()
+    rig.new_run()
 
     response = await rig.send("record", seed=42)
 
@@ -43,7 +43,7 @@ async def test_a_recorded_request_still_goes_upstream(rig: Rig) -> None:
 @pytest.mark.anyio
 async def test_re_recording_rewrites_episode_n_and_never_grows_the_file(rig: Rig) -> None:
     first_run = [text(await rig.send("record")) for _ in range(2)]
-    rig.new_session()
+    rig.new_run()
 
     second_run = [await rig.send("record") for _ in range(2)]
 
@@ -57,7 +57,7 @@ async def test_re_recording_rewrites_episode_n_and_never_grows_the_file(rig: Rig
 @pytest.mark.anyio
 async def test_a_longer_run_appends_the_extra_episodes(rig: Rig) -> None:
     await rig.send("record")
-    rig.new_session()
+    rig.new_run()
 
     responses = [await rig.send("record") for _ in range(3)]
 

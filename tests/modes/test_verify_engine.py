@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -91,7 +92,7 @@ async def test_update_re_records_only_the_drifted(make_rig: Callable[..., Rig]) 
     await rig.send("record", temperature=0)  # unseeded greedy: seed_drift never touches it
     greedy = rig.engine.store.path_for("default", rig.key(temperature=0))
     greedy_before = greedy.read_bytes()
-    rig.new_session()
+    rig.new_run()
     rig.sim.config.seed_drift = 1.0
 
     drifted = await rig.send("verify", seed=42)
@@ -103,3 +104,29 @@ async def test_update_re_records_only_the_drifted(make_rig: Callable[..., Rig]) 
     assert episode_text(episode) == text(drifted), "episode 1 rewritten with the live answer"
     assert greedy.read_bytes() == greedy_before, "the identical one is untouched"
     assert rig.stats()["recorded"] == 3 and len(rig.files()) == 2
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("stream", [False, True])
+async def test_update_of_a_big_answer_saves_it_off_the_loop_and_still_answers_with_it_whole(
+    make_rig: Callable[..., Rig], stream: bool
+) -> None:
+    """An answer over 256 KiB is saved in a worker thread, which empties what it built
+    in slices; the live answer verify then sends must not be among what it empties."""
+    rig = make_rig(update=True)
+    await rig.send("record", seed=42, stream=stream)
+    rig.new_run()
+    rig.sim.config.seed_drift = 1.0
+    # Big: 3,000 more events in the stream, half a megabyte of padding in the JSON.
+    rig.sim.inject({"kind": "flood", "events": 3000} if stream else {"kind": "gzip_bomb", "mb": 0.5})
+
+    response = await rig.send("verify", seed=42, stream=stream)
+
+    assert cache(response) == ("recorded", "1")
+    [episode] = rig.recording(rig.key(seed=42, stream=stream))["episodes"]
+    sent = bytes(response.body)
+    assert len(sent) > 256 * 1024
+    if stream:
+        assert sent.endswith(b"data: [DONE]\n\n") and sent.count(b"\n\n") == len(episode["events"]) > 3000
+    else:
+        assert text(response) == episode_text(episode) and len(json.loads(sent)["padding"]) == 512 * 1024

@@ -163,8 +163,12 @@ def test_store_ttl_expires_unused_recordings_and_a_hit_restarts_the_clock(
 
 
 def test_verify_update_rerecords_through_the_store(team_proxy: Callable[..., RunningProxy], sim: Any) -> None:
-    a, b = team_proxy(), team_proxy(update=True, mode="verify")
+    a = team_proxy()
     original = chat(a, seeded())
+    # The verify run starts after the recording: an episode recorded during a run (by
+    # any process) is never overwritten by that run, so a verifier started earlier
+    # would append its answer instead (docs/design.md, "Episodes").
+    b = team_proxy(update=True, mode="verify")
     sim.update_config({"seed_drift": 1.0})
     updated = chat(b, seeded())
     assert (updated.headers["x-seedtape-drift"], updated.headers["x-seedtape-cache"]) == ("content", "recorded")

@@ -9,6 +9,7 @@ record of recordings used and the record of replay misses.
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Self
@@ -78,7 +79,8 @@ class InProcessProxy:
             raise ValueError("http must be 'httpx2', 'httpx' or 'auto'")
         self.upstream_transport = upstream_transport
         self.misses: list[Miss] = []
-        self._coordinator = ThreadCoordinator()
+        self._coordinator = ThreadCoordinator(settings.max_sessions)
+        self._started = time.time()  # one run for all its apps: see Engine.run_started
         self._engines: list[Engine] = []
         self._loop: LoopThread | None = None
         self._sync_app: ASGIApp | None = None
@@ -102,6 +104,7 @@ class InProcessProxy:
         app = create_app(self.settings, upstream_transport=transport)
         engine: Engine = app.state.engine
         engine.coordinator = self._coordinator
+        engine.run_started = self._started
         app.add_middleware(MissRecorder, sink=self.misses)
         self._engines.append(engine)
         return app

@@ -32,7 +32,17 @@ def serve(settings: Settings, *, host: str, port: int, log_level: str, access_lo
     if settings.workers > 1:
         prepare_shared_cache(settings)
     os.environ[SETTINGS_ENV] = settings.to_env()
-    run_server(APP_FACTORY, factory=True, host=host, port=port, workers=settings.workers, log_level=log_level, access_log=access_log)
+    run_server(
+        APP_FACTORY,
+        factory=True,
+        host=host,
+        port=port,
+        workers=settings.workers,
+        log_level=log_level,
+        access_log=access_log,
+        max_header_size=settings.max_header_size,
+        max_headers=settings.max_headers,
+    )
 
 
 def prepare_shared_cache(settings: Settings) -> None:

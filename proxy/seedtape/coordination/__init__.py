@@ -21,4 +21,4 @@ def coordinator_for(settings: Settings) -> Coordinator:
         from seedtape.coordination.workers import WorkerCoordinator
 
         return WorkerCoordinator(settings.cache_dir, settings.session)
-    return LocalCoordinator()
+    return LocalCoordinator(settings.max_sessions)

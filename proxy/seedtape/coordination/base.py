@@ -16,6 +16,7 @@ STAT_NAMES = (
     "hits",
     "misses",
     "recorded",
+    "unsaved",
     "upstream_calls",
     "verified",
     "drifted",

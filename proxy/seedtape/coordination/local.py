@@ -3,38 +3,84 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from seedtape.coordination.base import STAT_NAMES
 
+# Sessions whose counters are remembered; the least recently used beyond this are
+# forgotten (``--max-sessions``). Session ids come from a request header, so without
+# a bound 30,000 distinct ones grow memory for ever. A forgotten session that comes
+# back starts again at episode 1, as a new session would.
+MAX_SESSIONS = 10_000
+
+
+class _Session:
+    __slots__ = ("occurrences", "written")
+
+    def __init__(self) -> None:
+        self.occurrences: Counter[tuple[str, str]] = Counter()
+        self.written: set[tuple[str, str, int]] = set()
+
+
+class SessionTable:
+    """Per-session occurrence counters and written episodes, least recently used first out."""
+
+    def __init__(self, max_sessions: int = MAX_SESSIONS) -> None:
+        self.max_sessions = max(1, max_sessions)
+        self._sessions: OrderedDict[str, _Session] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def _get(self, session: str, create: bool = True) -> _Session | None:
+        found = self._sessions.get(session)
+        if found is not None:
+            self._sessions.move_to_end(session)
+            return found
+        if not create:
+            return None
+        found = self._sessions[session] = _Session()
+        if len(self._sessions) > self.max_sessions:
+            self._sessions.popitem(last=False)
+        return found
+
+    def next_occurrence(self, session: str, cassette: str, key: str) -> int:
+        counts = self._get(session).occurrences  # type: ignore[union-attr]
+        counts[(cassette, key)] += 1
+        return counts[(cassette, key)]
+
+    def release_occurrence(self, session: str, cassette: str, key: str, occurrence: int) -> None:
+        found = self._get(session, create=False)
+        if found is not None and occurrence > 0 and found.occurrences.get((cassette, key)) == occurrence:
+            found.occurrences[(cassette, key)] -= 1
+
+    def claim_episode(self, session: str, cassette: str, key: str, episode: int) -> bool:
+        written = self._get(session).written  # type: ignore[union-attr]
+        slot = (cassette, key, episode)
+        if slot in written:
+            return False
+        written.add(slot)
+        return True
+
 
 class LocalCoordinator:
     """Counters and locks for one process."""
 
-    def __init__(self) -> None:
-        self._occurrences: Counter[tuple[str, str, str]] = Counter()
+    def __init__(self, max_sessions: int = MAX_SESSIONS) -> None:
+        self._sessions = SessionTable(max_sessions)
         self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
         self._stats: Counter[str] = Counter({name: 0 for name in STAT_NAMES})
-        self._written: set[tuple[str, str, str, int]] = set()
 
     def next_occurrence(self, session: str, cassette: str, key: str) -> int:
-        slot = (session, cassette, key)
-        self._occurrences[slot] += 1
-        return self._occurrences[slot]
+        return self._sessions.next_occurrence(session, cassette, key)
 
     def release_occurrence(self, session: str, cassette: str, key: str, occurrence: int) -> None:
-        slot = (session, cassette, key)
-        if occurrence > 0 and self._occurrences.get(slot) == occurrence:
-            self._occurrences[slot] -= 1
+        self._sessions.release_occurrence(session, cassette, key, occurrence)
 
     def claim_episode(self, session: str, cassette: str, key: str, episode: int) -> bool:
-        slot = (session, cassette, key, episode)
-        if slot in self._written:
-            return False
-        self._written.add(slot)
-        return True
+        return self._sessions.claim_episode(session, cassette, key, episode)
 
     @asynccontextmanager
     async def key_lock(self, cassette: str, key: str) -> AsyncIterator[None]:

@@ -14,7 +14,7 @@ import weakref
 from collections import Counter
 
 from seedtape.coordination.base import STAT_NAMES, AsyncLockContext
-from seedtape.coordination.local import LocalCoordinator
+from seedtape.coordination.local import MAX_SESSIONS, LocalCoordinator, SessionTable
 
 
 class ThreadCoordinator:
@@ -25,31 +25,23 @@ class ThreadCoordinator:
     which belong to one loop, so each loop gets its own table of them.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_sessions: int = MAX_SESSIONS) -> None:
         self._lock = threading.Lock()
-        self._occurrences: Counter[tuple[str, str, str]] = Counter()
+        self._sessions = SessionTable(max_sessions)
         self._stats: Counter[str] = Counter({name: 0 for name in STAT_NAMES})
         self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LocalCoordinator] = weakref.WeakKeyDictionary()
-        self._written: set[tuple[str, str, str, int]] = set()
 
     def next_occurrence(self, session: str, cassette: str, key: str) -> int:
         with self._lock:
-            self._occurrences[(session, cassette, key)] += 1
-            return self._occurrences[(session, cassette, key)]
+            return self._sessions.next_occurrence(session, cassette, key)
 
     def release_occurrence(self, session: str, cassette: str, key: str, occurrence: int) -> None:
         with self._lock:
-            slot = (session, cassette, key)
-            if occurrence > 0 and self._occurrences.get(slot) == occurrence:
-                self._occurrences[slot] -= 1
+            self._sessions.release_occurrence(session, cassette, key, occurrence)
 
     def claim_episode(self, session: str, cassette: str, key: str, episode: int) -> bool:
         with self._lock:
-            slot = (session, cassette, key, episode)
-            if slot in self._written:
-                return False
-            self._written.add(slot)
-            return True
+            return self._sessions.claim_episode(session, cassette, key, episode)
 
     def key_lock(self, cassette: str, key: str) -> AsyncLockContext:
         loop = asyncio.get_running_loop()

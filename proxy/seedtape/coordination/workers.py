@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 import diskcache
 
 from seedtape.coordination.base import STAT_NAMES
+from seedtape.coordination.filelocks import acquire_file_lock, release_file_lock
 from seedtape.coordination.local import LocalCoordinator
 
 try:
@@ -51,8 +52,6 @@ T = TypeVar("T")
 
 COUNTER_TTL = 24 * 3600.0  # an idle session's counters are forgotten after a day
 STATS_TTL = 7 * 24 * 3600.0
-_POLL_FIRST = 0.001
-_POLL_MAX = 0.05
 
 
 def open_cache(directory: Path, **options: Any) -> diskcache.Cache:
@@ -150,11 +149,11 @@ class WorkerCoordinator:
     async def key_lock(self, cassette: str, key: str) -> AsyncIterator[None]:
         async with self._local.key_lock(cassette, key):
             path = self.locks_dir / (hashlib.sha256(f"{cassette}\0{key}".encode()).hexdigest()[:40] + ".lock")
-            fd = await _acquire_file_lock(path)
+            fd = await acquire_file_lock(path)
             try:
                 yield
             finally:
-                _release_file_lock(fd, path)
+                release_file_lock(fd, path)
 
     # --- stats ------------------------------------------------------------------------
 
@@ -199,55 +198,3 @@ class WorkerCoordinator:
                 self._cache.set(slot, table, expire=STATS_TTL)
 
         self._shared(write, lambda: None)
-
-
-async def _acquire_file_lock(path: Path) -> int:
-    """An exclusive ``flock`` on ``path``, polled so the event loop never blocks.
-
-    The holder removes the file when it releases (so lock files do not pile up); a
-    waiter that then gets the lock on the removed file sees it is no longer the file
-    at ``path`` and starts again on the new one.
-    """
-    delay = _POLL_FIRST
-    while True:
-        fd = _open_lock_file(path)
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, _POLL_MAX)
-            if _is_current(fd, path):
-                return fd
-        except BaseException:
-            os.close(fd)
-            raise
-        os.close(fd)
-
-
-def _open_lock_file(path: Path) -> int:
-    try:
-        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    except FileNotFoundError:  # first use, or the cache directory was deleted while running
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-
-
-def _is_current(fd: int, path: Path) -> bool:
-    try:
-        on_disk = os.stat(path)
-    except FileNotFoundError:
-        return False
-    held = os.fstat(fd)
-    return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
-
-
-def _release_file_lock(fd: int, path: Path) -> None:
-    try:
-        os.unlink(path)  # while still holding it: see _acquire_file_lock
-    except FileNotFoundError:
-        pass
-    finally:
-        os.close(fd)  # closing the descriptor releases the flock

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 from starlette.responses import Response
 
 from seedtape.errors import ProxyError
-from seedtape.miss import cassette_miss
 
 if TYPE_CHECKING:
     from seedtape.engine import Engine
@@ -24,7 +23,7 @@ class Replay:
         prepared = await engine.lookup(exchange)
         if prepared is None or not prepared.episodes:
             engine.coordinator.incr("misses")
-            raise cassette_miss(engine.store, exchange, engine.settings.ignore_fields)
+            raise await engine.explain_miss(exchange)
         if exchange.occurrence > len(prepared.episodes) and engine.settings.replay_exhausted == "error":
             raise ProxyError(
                 404,

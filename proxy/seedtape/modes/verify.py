@@ -31,11 +31,11 @@ class Verify:
 
     async def handle(self, engine: Engine, exchange: Exchange) -> Response:
         prepared = await engine.lookup(exchange)
-        episodes = prepared.recording.episodes if prepared is not None else []
+        episodes = await engine.recorded_episodes(exchange) if prepared is not None else []
         number = min(exchange.occurrence, len(episodes))
         recorded = episodes[number - 1] if episodes else None
         engine.coordinator.incr("upstream_calls")
-        live, _ = await capture(engine.upstream, exchange, engine.keep_headers)
+        live, _ = await capture(engine.upstream, exchange, engine.keep_headers, engine.limits)
         if not 200 <= live["status"] < 300:
             # An upstream error is not a drift measurement: pass it on as it came.
             return episode_response(prepare_episode(0, live), seedtape_headers(exchange.mode, "miss", exchange.key))
@@ -47,8 +47,9 @@ class Verify:
         await engine.log_drift(exchange, result, number or None)
         cache = "verified"
         if engine.settings.update and (result.drifted or result.unrecorded):
-            number = await engine.save(exchange, live)
-            cache = "recorded"
+            saved = await engine.save(exchange, live)
+            cache = "recorded" if saved is not None else "unsaved"
+            number = saved or 0
         headers = seedtape_headers(exchange.mode, cache, exchange.key, number or None)
         headers["x-seedtape-drift"] = result.header
         if engine.settings.verify_serve == "recorded" and prepared is not None and recorded is not None and cache == "verified":

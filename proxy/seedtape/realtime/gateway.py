@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from seedtape.cassette import InvalidCassetteName, validate_name
 from seedtape.errors import ProxyError
 from seedtape.modes import MODE_HEADER, mode_named
+from seedtape.prepared import Prepared
 from seedtape.realtime.handshake import Handshake, realtime_api
 from seedtape.realtime.index import SessionIndex
 from seedtape.realtime.session import RealtimeSession, Receive, Send
@@ -28,7 +29,6 @@ from seedtape.security import TOKEN_HEADER, token_matches
 
 if TYPE_CHECKING:
     from seedtape.engine import Engine
-    from seedtape.prepared import Prepared
 
 log = logging.getLogger("seedtape")
 CASSETTE_HEADER = "x-seedtape-cassette"
@@ -51,15 +51,17 @@ class RealtimeGateway:
 
     def sessions(self, cassette: str, key: str) -> list[Session] | None:
         """The key's recorded sessions, prepared for replay; None when there is no file."""
-        prepared = self.engine.store.load(cassette, key)
-        if prepared is None:
+        prepared = self.engine.store.load(cassette, key)  # no inline_max: never deferred
+        if not isinstance(prepared, Prepared):
             return None
         slot = (cassette, key)
         with self._lock:
             cached = self._prepared.get(slot)
         if cached is not None and cached[0] is prepared:
             return cached[1]
-        episodes = [e for e in prepared.recording.episodes if is_session(e)]
+        # The index keeps replay bytes, not the parsed recording: read the sessions from the file.
+        recording = self.engine.store.read(cassette, key)
+        episodes = [e for e in recording.episodes if is_session(e)] if recording is not None else []
         sessions = [Session.prepare(n, e) for n, e in enumerate(episodes, start=1)]
         with self._lock:
             self._prepared[slot] = (prepared, sessions)

@@ -111,10 +111,10 @@ async def verify_session(session: VerifiedSession, tape: Tape) -> None:
     engine = session.engine
     assert session.key is not None
     try:
-        stored = engine.store.load(session.cassette, session.key)
+        stored = engine.store.read(session.cassette, session.key)
     except Exception:  # a broken file: nothing to compare with (replay names it)
         stored = None
-    episodes = [e for e in stored.recording.episodes if is_session(e)] if stored is not None else []
+    episodes = [e for e in stored.episodes if is_session(e)] if stored is not None else []
     number = min(session.occurrence, len(episodes))
     recorded = episodes[number - 1] if episodes else None
     live = tape.episode()

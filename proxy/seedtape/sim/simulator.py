@@ -55,7 +55,15 @@ from seedtape.sim.realtime import RealtimeSimulator
 
 # end_stream_early: a stream that stops cleanly after ``after_chunks`` events, without
 # its end event ([DONE], response.completed): the cut a proxy must not pass off as whole.
-FAULT_KINDS = frozenset({"reset_mid_stream", "end_stream_early", "truncated_json", "not_json", "delay", "gzip"})
+# drip: the status line and headers at once, then the body one byte every
+# ``interval_ms`` (a stream: its first ``after_chunks`` events at once, then the drip):
+# an answer that never quite stalls, which per-read timeouts never catch.
+# flood: a stream with ``events`` more copies of its second event (its first delta)
+# before the rest: a very long stream. gzip_bomb: a JSON answer padded with ``mb``
+# megabytes of spaces, sent gzip-compressed (about a thousandth of that on the wire).
+FAULT_KINDS = frozenset(
+    {"reset_mid_stream", "end_stream_early", "truncated_json", "not_json", "delay", "gzip", "drip", "flood", "gzip_bomb"}
+)
 SAFE = {"filtered": False, "severity": "safe"}
 FILTERS = {"hate": SAFE, "self_harm": SAFE, "sexual": SAFE, "violence": SAFE}
 AZURE_401 = (
@@ -101,6 +109,7 @@ class Received:
     query: str
     headers: dict[str, str]
     body: Any  # the parsed JSON body; None when it is empty or not JSON
+    raw_path: bytes = b""  # the path as it came on the wire (percent-escapes kept)
 
 
 class _ResetLogFilter(logging.Filter):
@@ -185,6 +194,13 @@ def normalize_fault(fault: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"fault needs 'status' or a 'kind' in {sorted(FAULT_KINDS)}, got {kind!r}")
     if kind in ("reset_mid_stream", "end_stream_early"):
         out.setdefault("after_chunks", 3)
+    if kind == "drip":
+        out.setdefault("interval_ms", 1000)
+        out.setdefault("after_chunks", 0)
+    if kind == "flood":
+        out.setdefault("events", 100_000)
+    if kind == "gzip_bomb":
+        out.setdefault("mb", 300)
     if kind == "delay":
         out.setdefault("ms", 1000)
     return out
@@ -364,7 +380,8 @@ class Simulator:
             body = json.loads(raw) if raw.strip() else None
         except (ValueError, UnicodeDecodeError):
             body = None
-        kept = Received(request.method, request.url.path, str(request.query_params), dict(request.headers), body)
+        raw_path = request.scope.get("raw_path") or b""
+        kept = Received(request.method, request.url.path, str(request.query_params), dict(request.headers), body, raw_path)
         with self._lock:
             self.received.append(kept)
             del self.received[:-KEPT_REQUESTS]
@@ -667,6 +684,10 @@ class Simulator:
         kind = fault.get("kind") if fault else None
         reset_after = int(fault["after_chunks"]) if fault and kind == "reset_mid_stream" else None
         end_after = int(fault["after_chunks"]) if fault and kind == "end_stream_early" else None
+        if fault and kind == "flood" and len(events) >= 2:
+            return self._flood(events, int(fault["events"]), headers, named)
+        if fault and kind == "drip":
+            return _drip([_frame(e, named) for e in events], int(fault["after_chunks"]), float(fault["interval_ms"]), "text/event-stream")
 
         async def body() -> AsyncIterator[bytes]:
             for n, event in enumerate(events):
@@ -676,15 +697,30 @@ class Simulator:
                     return  # a clean end, with the end event never sent
                 if n and delay:
                     await asyncio.sleep(delay)
-                data = event if isinstance(event, str) else json.dumps(event, separators=(",", ":"), ensure_ascii=False)
-                head = f"event: {event['type']}\n" if named and isinstance(event, dict) and "type" in event else ""
-                yield f"{head}data: {data}\n\n".encode()
+                elif n % 1000 == 999:
+                    await asyncio.sleep(0)  # a flood still lets the simulator's other requests run
+                yield _frame(event, named)
 
         headers = {**headers, "cache-control": "no-cache"}
         if kind == "gzip":
             headers["content-encoding"] = "gzip"
             return StreamingResponse(_gzip_stream(body()), media_type="text/event-stream", headers=headers)
         return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
+
+    def _flood(self, events: list[Any], extra: int, headers: dict[str, str], named: bool) -> Response:
+        """The stream with ``extra`` more copies of its second event, encoded once and
+        sent a thousand at a time: the simulator's own cost stays small."""
+        first, repeated = _frame(events[0], named), _frame(events[1], named)
+        rest = b"".join(_frame(e, named) for e in events[1:])
+
+        async def body() -> AsyncIterator[bytes]:
+            yield first
+            for sent in range(0, extra, 1000):
+                yield repeated * min(1000, extra - sent)
+                await asyncio.sleep(0)
+            yield rest
+
+        return StreamingResponse(body(), media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"})
 
 
 def create_simulator(config: SimConfig | None = None, entropy_seed: int | None = None) -> Simulator:
@@ -830,10 +866,45 @@ def _usage(messages: list[dict[str, Any]], choices: list[dict[str, Any]]) -> dic
     }
 
 
+def _frame(event: Any, named: bool) -> bytes:
+    data = event if isinstance(event, str) else json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    head = f"event: {event['type']}\n" if named and isinstance(event, dict) and "type" in event else ""
+    return f"{head}data: {data}\n\n".encode()
+
+
+def _drip(frames: list[bytes], at_once: int, interval_ms: float, media_type: str) -> Response:
+    """The first ``at_once`` frames, then the rest a byte every ``interval_ms``."""
+
+    async def body() -> AsyncIterator[bytes]:
+        for frame in frames[:at_once]:
+            yield frame
+        for byte in b"".join(frames[at_once:]):
+            await asyncio.sleep(interval_ms / 1000)
+            yield bytes([byte])
+
+    return StreamingResponse(body(), media_type=media_type)
+
+
+def _bomb(data: bytes, mb: float) -> bytes:
+    """``data`` with ``mb`` megabytes of spaces in a padding field, gzip-compressed a
+    megabyte at a time (the whole text is never in memory)."""
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
+    parts = [compressor.compress(data[:-1] + b',"padding":"')]
+    block = b" " * (1024 * 1024)
+    whole, rest = divmod(int(mb * 1024 * 1024), len(block))
+    parts += [compressor.compress(block) for _ in range(whole)]
+    parts += [compressor.compress(block[:rest] + b'"}'), compressor.flush()]
+    return b"".join(parts)
+
+
 def _apply_body_fault(payload: dict[str, Any], headers: dict[str, str], fault: Mapping[str, Any] | None) -> Response:
     """A complete JSON answer, or the broken variant a body fault asks for."""
     data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     kind = fault.get("kind") if fault else None
+    if kind == "drip" and fault is not None:
+        return _drip([data], 0, float(fault["interval_ms"]), "application/json")
+    if kind == "gzip_bomb" and fault is not None:
+        return Response(_bomb(data, float(fault["mb"])), media_type="application/json", headers={**headers, "content-encoding": "gzip"})
     if kind == "truncated_json":
         return Response(data[: len(data) // 2], media_type="application/json", headers=headers)
     if kind == "not_json":

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
+import anyio
 from redis.asyncio import Redis
 
-from seedtape.cassette import CassetteError, read_recording, write_recording
+from seedtape.cassette import CassetteError, Recording, read_recording, write_recording
 from seedtape.prepared import Prepared, prepare
 from seedtape.teams import codec
 from seedtape.teams.health import StoreHealth, StoreUnavailable
@@ -51,9 +53,11 @@ class SharedRecordings:
 
         return await self.health.call(get)
 
-    async def lookup(self, cassette: str, key: str, local: Prepared | None) -> Prepared | None:
+    async def lookup(self, cassette: str, key: str, local: Prepared | None, read_local: Callable[[], Recording | None]) -> Prepared | None:
         """The local recording completed by the team's episodes; ``local`` when the team adds none.
 
+        ``read_local`` parses the local file (the index keeps only prepared bytes): it
+        is called, in a worker thread, only when the team has a copy to merge with.
         Raises StoreUnavailable when Redis cannot be asked.
         """
         raw = await self.fetch(cassette, key)
@@ -70,8 +74,9 @@ class SharedRecordings:
         except CassetteError as exc:
             log.warning("seedtape: ignoring a shared recording that cannot be used: %s", exc)
             return local
-        merged = codec.merge(local.recording if local is not None else None, shared)
-        if merged is None or merged.key != key or (local is not None and merged is local.recording):
+        local_recording = await anyio.to_thread.run_sync(read_local) if local is not None else None
+        merged = codec.merge(local_recording, shared)
+        if merged is None or merged.key != key or (local_recording is not None and merged is local_recording):
             return local
         prepared = prepare(merged)
         self._memo[slot] = (raw, local, prepared)
@@ -79,6 +84,19 @@ class SharedRecordings:
             self._memo.popitem(last=False)
         self.hits += 1
         return prepared
+
+    async def recording(self, cassette: str, key: str) -> Recording | None:
+        """The team's copy of a key, parsed; None when it has none (or cannot be asked)."""
+        try:
+            raw = await self.fetch(cassette, key)
+        except StoreUnavailable:
+            return None
+        if raw is None:
+            return None
+        try:
+            return codec.parse(codec.decode(raw), self.keys.recording(cassette, key))
+        except CassetteError:
+            return None
 
     async def merge_into_file(self, path: Path, cassette: str, key: str) -> None:
         """Before a save: add the team's episodes past the local file's end to the file."""

@@ -13,14 +13,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seedtape.cassette import Recording
 from seedtape.coordination.base import Coordinator
 from seedtape.errors import ProxyError
 from seedtape.prepared import Prepared
-from seedtape.teams import drift
+from seedtape.teams import codec, drift
 from seedtape.teams.client import connect
 from seedtape.teams.coordinator import FleetCoordinator
 from seedtape.teams.health import StoreHealth, StoreUnavailable
@@ -86,7 +87,9 @@ class Team:
     async def claim(self, session: str, cassette: str, key: str, episode: int) -> bool:
         return await self.coordinator.claim(session, cassette, key, episode)
 
-    async def lookup(self, exchange: Exchange, local: Prepared | None, cache_past_end: bool) -> Prepared | None:
+    async def lookup(
+        self, exchange: Exchange, local: Prepared | None, cache_past_end: bool, read_local: Callable[[], Recording | None]
+    ) -> Prepared | None:
         """Ask Redis when the local file cannot answer this occurrence itself.
 
         ``cache_past_end``: the engine would serve the last local episode to an
@@ -97,10 +100,15 @@ class Team:
         if episodes and (exchange.occurrence <= len(episodes) or cache_past_end):
             return local
         try:
-            return await self.recordings.lookup(exchange.cassette, exchange.key, local)
+            return await self.recordings.lookup(exchange.cassette, exchange.key, local, read_local)
         except StoreUnavailable:
             self.require()
             return local
+
+    async def recorded(self, cassette: str, key: str, local: Recording | None) -> Recording | None:
+        """The local recording completed by the team's episodes (what verify compares with)."""
+
+        return codec.merge(local, await self.recordings.recording(cassette, key))
 
     async def before_save(self, path: Path, cassette: str, key: str) -> None:
         with contextlib.suppress(StoreUnavailable):
