@@ -72,6 +72,18 @@ def shared_sim() -> Iterator[tuple[Simulator, str]]:
         yield simulator, url
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Move everything imported and collected so far out of the collector's way.
+
+    ``gc.freeze()`` puts every object alive now (modules, the SDK's types, thousands
+    of collected test items) in a generation no collection scans, so the collection
+    before each async test below looks only at what tests allocated since: ~0.17 s
+    each over the whole heap, a few milliseconds after the freeze.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 @pytest.fixture(autouse=True)
 def _collect_leaked_async_clients(request: pytest.FixtureRequest) -> None:
     """Before an async test, collect what earlier tests left unreachable.

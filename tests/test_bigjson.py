@@ -26,6 +26,7 @@ def orjson_pretty(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(documents)
 def test_loads_equals_json_loads(value: Any) -> None:
@@ -33,6 +34,7 @@ def test_loads_equals_json_loads(value: Any) -> None:
         assert bigjson.loads(text) == json.loads(text)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(documents)
 def test_pretty_equals_the_one_call_layout(value: Any) -> None:

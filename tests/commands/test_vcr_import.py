@@ -568,6 +568,7 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.mark.slow  # every corpus interaction, both HTTP stacks
 @pytest.mark.anyio
 @pytest.mark.parametrize("flavour", ["httpx2", "httpx"])
 @pytest.mark.parametrize("source", corpus_sources())

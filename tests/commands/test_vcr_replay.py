@@ -38,6 +38,8 @@ from tests.commands.test_vcr_import import (
     sdk_result,
 )
 
+pytestmark = pytest.mark.slow  # every corpus interaction through a real proxy
+
 BASE = "http://seedtape.test"
 
 

@@ -19,6 +19,8 @@ from seedtape.serving import serve_in_thread
 from tests.conftest import AZURE_KEY
 from tests.faults._helpers import PANDA, TRACEBACK_MARKERS
 
+pytestmark = pytest.mark.slow  # each runs the command line in a subprocess
+
 BAD_NAMES = ["../..", "x\n", "a/../b", "/abs", "a\\b", "a\x00b", "x" * 201, "a b", ".seedtape-locks", "a//b", "\u00e9t\u00e9"]
 
 

@@ -25,6 +25,8 @@ from client_shim import azure_client
 from tests.conftest import AZURE_KEY, RunningProxy, quiet_logger
 from tests.faults._helpers import PANDA, assert_openai_error, cassette_files
 
+pytestmark = pytest.mark.slow  # each waits out a timeout on purpose
+
 CHAT = "/openai/deployments/gpt-4/chat/completions?api-version=2024-02-01"
 AUTH = {"api-key": AZURE_KEY}
 SEEDED = {"model": "gpt-4", "messages": PANDA, "seed": 42}

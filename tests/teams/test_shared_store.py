@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import AZURE_KEY, RunningProxy
 from tests.faults._helpers import cassette_files, closed_port_url
@@ -116,6 +117,7 @@ def test_namespaces_on_one_redis_never_see_each_other(
     assert recorded.headers["x-seedtape-key"] == other.headers["x-seedtape-key"], "same key, two namespaces"
 
 
+@pytest.mark.slow
 def test_fleet_stats_add_up_every_proxy(team_proxy: Callable[..., RunningProxy]) -> None:
     a, b = team_proxy(namespace="stats"), team_proxy(namespace="stats")
     chat(a, seeded())
