@@ -23,7 +23,7 @@ from seedtape.commands import probe_report
 from seedtape.commands.probe import ArmSpec, json_path_extractor, public_upstream, read_history, regex_extractor, run_probe
 from seedtape.serving import serve_in_thread
 from seedtape.sim.simulator import SimConfig, create_simulator
-from tests.drift.test_report import _chromium, _png_pixels
+from tests.drift.test_report import _png_pixels, chromium
 from tests.sim.test_drift_shape import binomial_bounds
 
 ANIMALS = [
@@ -177,8 +177,8 @@ def test_history_of_three_runs_as_table_and_json(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(_chromium() is None, reason="needs Debian's chromium (installed by .ci/run)")
 def test_history_html_renders_its_chart_in_headless_chromium(tmp_path: Path) -> None:
+    browser = chromium()
     history = tmp_path / "probe.jsonl"
     _three_runs(history)
     page = tmp_path / "history.html"
@@ -189,7 +189,7 @@ def test_history_html_renders_its_chart_in_headless_chromium(tmp_path: Path) -> 
     assert "http" not in text.lower() and "<script" not in text.lower()
     shot = tmp_path / "history.png"
     subprocess.run(
-        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--force-color-profile=srgb",
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--force-color-profile=srgb",
          f"--screenshot={shot}", "--window-size=1280,900", page.as_uri()],
         capture_output=True, check=False, timeout=120,
     )  # fmt: skip
