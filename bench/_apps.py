@@ -2,7 +2,8 @@
 
 ``bare_app``: the limit -- a Starlette app with one catch-all route that reads the
 request body and answers fixed bytes (the very bytes seedtape's replay sends, with
-the same headers), or for a stream the same SSE frames.
+the same headers), or for a stream the same SSE frames (all in one write, or
+``frames_per_write`` at a time).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ def bare_app() -> Starlette:
     headers = dict(spec["headers"])
     frames = [bytes.fromhex(f) for f in spec.get("frames_hex", [])]
     one_write = spec.get("one_write", True)
+    per_write = int(spec.get("frames_per_write", 1))  # when not one_write
 
     async def answer(request: Request) -> Response:
         await request.body()
@@ -35,8 +37,8 @@ def bare_app() -> Starlette:
                 return StreamingResponse(joined(), headers=headers)
 
             async def each():
-                for frame in frames:
-                    yield frame
+                for start in range(0, len(frames), per_write):
+                    yield b"".join(frames[start : start + per_write])
 
             return StreamingResponse(each(), headers=headers)
         return Response(body, headers=headers)
@@ -49,7 +51,8 @@ def bare_app() -> Starlette:
 
 def forward_app() -> Starlette:
     """The floor of one more HTTP hop: read the body, POST it upstream with httpx, answer
-    what came back. What any Python forwarding proxy pays before doing anything else."""
+    what came back (an event stream passed on as its bytes arrive). What any Python
+    forwarding proxy pays before doing anything else."""
     import httpx
 
     upstream = os.environ["BENCH_FORWARD_UPSTREAM"]
@@ -66,6 +69,16 @@ def forward_app() -> Starlette:
             extensions={"timeout": timeout},
         )
         got = await transport.handle_async_request(sent)
+        if got.headers.get("content-type", "").startswith("text/event-stream"):
+
+            async def relay():
+                try:
+                    async for chunk in got.stream:
+                        yield chunk
+                finally:
+                    await got.aclose()
+
+            return StreamingResponse(relay(), status_code=got.status_code, headers={"content-type": got.headers["content-type"]})
         content = await got.aread()
         return Response(content, status_code=got.status_code, headers={"content-type": got.headers.get("content-type", "")})
 

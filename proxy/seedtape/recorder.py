@@ -25,13 +25,14 @@ import json
 import logging
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import anyio
 import httpx
-from httpx_sse import EventSource
+from httpx_sse._decoders import SSEDecoder, SSELineDecoder  # parsing stays httpx-sse's; see _Events
 from starlette.responses import Response, StreamingResponse
 
 from seedtape import bigjson
@@ -40,7 +41,7 @@ from seedtape.errors import ProxyError, error_body
 from seedtape.exchange import Exchange
 from seedtape.families import Family, StreamEnd
 from seedtape.headers import client_response_headers
-from seedtape.sse import encode_event, event_data
+from seedtape.sse import encode_event, event_data, glance
 from seedtape.upstream import Upstream, upstream_failure
 
 log = logging.getLogger("seedtape")
@@ -52,7 +53,7 @@ Save = Callable[[dict[str, Any] | Build, int], Awaitable[int | None]]
 UNSAVED = "unsaved"
 # An answer this big is parsed in a worker thread, in pieces (bigjson.py).
 OFF_LOOP_BYTES = 256 * 1024
-YIELD_EVERY = 64  # stream events handled between two chances for other requests to run
+YIELD_EVERY = 64  # stream events handled (and written at most) between two chances for other requests to run
 DECODE_STEP = 1024 * 1024  # most decompressed bytes made at once
 
 
@@ -310,17 +311,16 @@ async def decoded(response: httpx.Response) -> AsyncIterator[bytes]:
 
 
 class _CountedText:
-    """What ``EventSource`` reads of a response (its headers and text), with the text
-    counted against ``--max-response`` before the SSE parser buffers any of it."""
+    """A response's text, counted against ``--max-response`` before the SSE parser
+    buffers any of it."""
 
     def __init__(self, response: httpx.Response, base_url: str, limits: Limits) -> None:
-        self.headers = response.headers
         self._response = response
         self._base_url = base_url
         self._limits = limits
         self.size = 0
 
-    async def aiter_text(self) -> AsyncIterator[str]:
+    async def aiter_text(self) -> AsyncGenerator[str, None]:
         text = codecs.getincrementaldecoder("utf-8")(errors="replace")
         async for chunk in decoded(self._response):
             self.size += len(chunk)
@@ -331,7 +331,14 @@ class _CountedText:
 
 
 class _Events:
-    """An upstream stream as timed events, under the exchange's deadline and limits."""
+    """An upstream stream as timed events, under the exchange's deadline and limits.
+
+    Events are parsed a network read at a time (httpx-sse's line and event decoders,
+    driven here rather than through its async iterator): what one read brought is
+    known at once, so the relay passes it on in one write instead of one per event,
+    and the deadline is armed once per read. A flood of 100,000 events arrives a
+    thousand per read; per event, that was most of the proxy's time.
+    """
 
     def __init__(self, base_url: str, response: httpx.Response, deadline: float, limits: Limits) -> None:
         self.response = response
@@ -340,7 +347,12 @@ class _Events:
         self._deadline = deadline
         self._limits = limits
         self._text = _CountedText(response, base_url, limits)
-        self._sse = EventSource(cast(httpx.Response, self._text)).aiter_sse()
+        self._chunks = self._text.aiter_text()
+        self._lines = SSELineDecoder()
+        self._decoder = SSEDecoder()
+        self._ready: deque[tuple[Raw, Any]] = deque()
+        self._over: StreamStopped | None = None  # raised once the events before it are passed on
+        self._ended = False
         self._first: float | None = None
 
     @property
@@ -349,33 +361,54 @@ class _Events:
 
     async def next(self) -> tuple[Raw, Any] | None:
         """The next event (ms since the first, its data as sent, SSE name) and its data
-        parsed; None at the end. Callers keep the first part only: text is no work for
+        parsed for a look (``sse.glance``); None at the end. Callers keep the first part only: text is no work for
         the garbage collector, a parsed event is a dozen objects (see bigjson.quiet_gc)."""
-        idle = self._limits.idle
-        loop = asyncio.get_running_loop()
-        limit = self._deadline if idle is None else min(self._deadline, loop.time() + idle)
+        if not self._ready:
+            idle = self._limits.idle
+            limit = self._deadline if idle is None else min(self._deadline, asyncio.get_running_loop().time() + idle)
+            while not self._ready and self._over is None and not self._ended:
+                await self._read(limit)
+        return self.ready()
+
+    def ready(self) -> tuple[Raw, Any] | None:
+        """The next event if it has already arrived, without waiting; else None."""
+        if self._ready:
+            return self._ready.popleft()
+        if self._over is not None:
+            raise self._over
+        return None
+
+    async def _read(self, limit: float) -> None:
         try:
             async with asyncio.timeout_at(limit):
-                sse = await anext(self._sse)
-        except StopAsyncIteration:
-            return None
+                text = await anext(self._chunks, None)
         except TimeoutError as exc:
             raise late(self._base_url, self._limits, idle=limit < self._deadline) from exc
         except httpx.TimeoutException as exc:
             raise late(self._base_url, self._limits) from exc
         except httpx.HTTPError as exc:
             raise upstream_failure(exc, self._base_url) from exc
-        self.count += 1
-        if self.count > self._limits.max_events:
-            raise too_large(self._base_url, self._limits, events=True)
+        if text is None:
+            self._ended = True
+            lines = self._lines.flush()
+        else:
+            lines = self._lines.decode(text) if text else []
         now = time.perf_counter()
-        self._first = self._first if self._first is not None else now
-        name = sse.event if sse.event and sse.event != "message" else None
-        return (int((now - self._first) * 1000), sse.data, name), event_data(sse.data)
+        for line in lines:
+            sse = self._decoder.decode(line.rstrip("\n"))
+            if sse is None:
+                continue
+            self.count += 1
+            if self.count > self._limits.max_events:
+                self._over = too_large(self._base_url, self._limits, events=True)
+                return
+            self._first = self._first if self._first is not None else now
+            name = sse.event if sse.event and sse.event != "message" else None
+            self._ready.append(((int((now - self._first) * 1000), sse.data, name), glance(sse.data)))
 
     async def aclose(self) -> None:
         try:
-            await self._sse.aclose()
+            await self._chunks.aclose()
         finally:
             await self.response.aclose()
 
@@ -399,12 +432,16 @@ async def _tee(
     ended: StreamEnd | None = None
     response = source.response
     event: tuple[Raw, Any] | None = first
+    out: list[bytes] = []  # the events that came in one network read, passed on in one write
     try:
         while event is not None:
             raw, data = event
             kept.append(raw)
             end = family.stream_end(data)
             if end is StreamEnd.COMPLETE and ended is None and save is not None:
+                if out:
+                    yield b"".join(out)
+                    out = []
                 latency = _ms_since(started) - raw[0]
 
                 def build(kept: list[Raw] = kept, latency: int = latency) -> dict[str, Any]:
@@ -422,22 +459,36 @@ async def _tee(
                     # SSE comment: parsers skip it) and in the log (Engine.save).
                     yield b": seedtape: this stream was not saved (disk error, see the proxy's log)\n\n"
             ended = ended or end
-            yield encode_event(data, raw[2])
+            out.append(_frame(raw))
             del data
-            event = await source.next()
-            if source.count % YIELD_EVERY == 0:
-                # Events already read arrive without a pause (a thousand per network read):
-                # let the other requests run in between.
-                await asyncio.sleep(0)
+            event = source.ready() if len(out) < YIELD_EVERY else None
+            if event is None:
+                full = len(out) >= YIELD_EVERY
+                yield b"".join(out)
+                out = []
+                if full:
+                    # More events may be waiting, read without a pause: let the other
+                    # requests run in between.
+                    await asyncio.sleep(0)
+                event = await source.next()
     except StreamStopped as stopped:
         # seedtape's own limit or deadline: a clear error the SDK raises, nothing saved.
         log.warning("seedtape: %s", stopped.message)
+        if out:
+            yield b"".join(out)
         yield error_event(stopped, any(name for _, _, name in kept[:8]))
         return
     finally:
         await source.aclose()
     if ended is None:
         raise cut_short(family, upstream.base_url)  # aborts the client's connection the same way
+
+
+def _frame(raw: Raw) -> bytes:
+    """An event as the client gets it: its data as upstream sent it (one line), or
+    re-encoded when it spanned several ``data:`` lines."""
+    text = raw[1]
+    return encode_event(text if "\n" not in text and "\r" not in text else event_data(text), raw[2])
 
 
 async def capture(

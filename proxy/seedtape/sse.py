@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 # The chat and legacy completions streams' last event; the Responses API sends none.
 DONE = "[DONE]"
 
@@ -28,3 +30,18 @@ def event_data(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+
+
+def glance(text: str) -> Any:
+    """``event_data`` for a look at an event as it passes (its type, an end marker).
+
+    orjson parses an event three times faster than the standard library, and every
+    event of a passing stream is looked at. It reads integers beyond 64 bits as floats
+    (what is stored is ``event_data``'s exact parse); what it refuses (``NaN``, ``1e400``)
+    goes to the standard library."""
+    if text == DONE:
+        return DONE
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return event_data(text)
