@@ -25,6 +25,7 @@ pytestmark = pytest.mark.slow  # a subprocess per script, each a few seconds
         ("inprocess.py", [], "seedtape, repeat"),
         ("record.py", ["--concurrency", "4"], "throughput: 4 clients at once"),
         ("streaming.py", [], "time to first event"),
+        ("record_stream.py", [], "server CPU per event"),
         ("realtime.py", [], "time to first server event"),
         ("scale.py", [], "lookup p50"),
     ],
