@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import httpx
@@ -44,6 +44,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("seedtape")
 MAX_BYPASSED_PATHS = 256  # paths named in stats (ids in paths must not grow it without bound)
 APPEND = sys.maxsize  # an occurrence past any end: CassetteStore.save_episode appends it
+
+
+class Recordable(Protocol):
+    """What a save needs to know of what it records: an HTTP ``Exchange``, or a
+    Realtime session (realtime/session.py), so both take the one write path below."""
+
+    session: str
+    cassette: str
+    key: str
+    occurrence: int
+
+    def stored_request(self) -> dict[str, Any]: ...
 
 
 class Engine:
@@ -212,14 +224,14 @@ class Engine:
         with bigjson.quiet_gc():  # the parsed file is emptied in slices before the block ends
             return self.store.load(cassette, key)
 
-    async def recorded_episodes(self, exchange: Exchange) -> list[dict[str, Any]]:
-        """The episodes of the exchange's recording as stored (verify compares them)."""
+    async def recorded_episodes(self, cassette: str, key: str) -> list[dict[str, Any]]:
+        """The episodes of a key's recording as stored (verify compares them)."""
         try:
-            recording = await anyio.to_thread.run_sync(self.store.read, exchange.cassette, exchange.key)
+            recording = await anyio.to_thread.run_sync(self.store.read, cassette, key)
         except Exception:
             return []  # load() already refused a file that cannot be used
         if self.team is not None:  # Teams: the team's episodes complete the local file
-            recording = await self.team.recorded(exchange.cassette, exchange.key, recording)
+            recording = await self.team.recorded(cassette, key, recording)
         return recording.episodes if recording is not None else []
 
     async def explain_miss(self, exchange: Exchange) -> ProxyError:
@@ -268,7 +280,7 @@ class Engine:
         self.coordinator.incr("upstream_calls")
         return await forward(self.upstream, exchange, headers, limits=self.limits)
 
-    async def save(self, exchange: Exchange, episode: dict[str, Any] | Build, size: int = 0) -> int | None:
+    async def save(self, exchange: Recordable, episode: dict[str, Any] | Build, size: int = 0) -> int | None:
         """Write the answer as the exchange's occurrence; its episode number, or None
         when the disk refused it (the answer was paid for, so its client still gets
         it, marked ``x-seedtape-cache: unsaved``, and the log names the file and why).
@@ -315,13 +327,13 @@ class Engine:
         except OSError:
             return 0
 
-    def _write(self, exchange: Exchange, target: int, episode: dict[str, Any] | Build, heavy: bool) -> int:
+    def _write(self, exchange: Recordable, target: int, episode: dict[str, Any] | Build, heavy: bool) -> int:
         if not heavy:
             return self._write_now(exchange, target, episode, heavy)
         with bigjson.quiet_gc():  # the big episode is emptied in slices before the block ends
             return self._write_now(exchange, target, episode, heavy)
 
-    def _write_now(self, exchange: Exchange, target: int, episode: dict[str, Any] | Build, heavy: bool) -> int:
+    def _write_now(self, exchange: Recordable, target: int, episode: dict[str, Any] | Build, heavy: bool) -> int:
         built = episode() if callable(episode) else episode
         request = exchange.stored_request()
         stored = built
@@ -356,6 +368,11 @@ class Engine:
             "stream": exchange.stream,
         }
         context = {"cassette": exchange.cassette, "key": exchange.key, "episode": episode, "mode": exchange.mode, "request": request}
+        await self.note_drift(result, context)
+
+    async def note_drift(self, result: DriftResult, context: dict[str, Any]) -> None:
+        """The drift log's line (local file, and the team's log) and the counters, for
+        an HTTP request (``log_drift``) or a Realtime session (realtime/verify.py)."""
         entry = result.to_log_entry(context)
         await anyio.to_thread.run_sync(drift_log.append, self.drift_log, entry)
         if self.team is not None:

@@ -31,7 +31,7 @@ class Verify:
 
     async def handle(self, engine: Engine, exchange: Exchange) -> Response:
         prepared = await engine.lookup(exchange)
-        episodes = await engine.recorded_episodes(exchange) if prepared is not None else []
+        episodes = await engine.recorded_episodes(exchange.cassette, exchange.key) if prepared is not None else []
         number = min(exchange.occurrence, len(episodes))
         recorded = episodes[number - 1] if episodes else None
         engine.coordinator.incr("upstream_calls")

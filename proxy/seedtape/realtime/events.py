@@ -23,7 +23,6 @@ from typing import Any
 
 from seedtape.key import canonical
 
-AUDIO_POLICIES = ("keep", "hash")
 # Server events whose ``delta`` is base64 audio (GA name, then the beta interface's).
 SERVER_AUDIO_DELTAS = frozenset({"response.output_audio.delta", "response.audio.delta"})
 ABSENT = object()

@@ -26,6 +26,7 @@ from seedtape.realtime.session import RealtimeSession, Receive, Send
 from seedtape.realtime.tape import Session, is_session
 from seedtape.realtime.upstream import connector_for
 from seedtape.security import TOKEN_HEADER, token_matches
+from seedtape.store import DEFERRED, Deferred
 
 if TYPE_CHECKING:
     from seedtape.engine import Engine
@@ -49,16 +50,22 @@ class RealtimeGateway:
         self._prepared: OrderedDict[tuple[str, str], tuple[Prepared, list[Session]]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def sessions(self, cassette: str, key: str) -> list[Session] | None:
-        """The key's recorded sessions, prepared for replay; None when there is no file."""
-        prepared = self.engine.store.load(cassette, key)  # no inline_max: never deferred
-        if not isinstance(prepared, Prepared):
+    def sessions(self, cassette: str, key: str, read: bool = True) -> list[Session] | Deferred | None:
+        """The key's recorded sessions, prepared for replay; None when there is no file.
+        With ``read=False``, ``DEFERRED`` when that would mean reading the file (the
+        caller asks again from a worker thread: a session with its audio is megabytes)."""
+        prepared = self.engine.store.load(cassette, key, inline_max=None if read else 0)
+        if isinstance(prepared, Deferred):
+            return prepared
+        if prepared is None:
             return None
         slot = (cassette, key)
         with self._lock:
             cached = self._prepared.get(slot)
         if cached is not None and cached[0] is prepared:
             return cached[1]
+        if not read:
+            return DEFERRED
         # The index keeps replay bytes, not the parsed recording: read the sessions from the file.
         recording = self.engine.store.read(cassette, key)
         episodes = [e for e in recording.episodes if is_session(e)] if recording is not None else []

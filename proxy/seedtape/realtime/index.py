@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from seedtape.cassette import CassetteError, read_recording
+from seedtape.cassette import CassetteError, Recording
 from seedtape.realtime.handshake import Handshake, identity_of
 from seedtape.realtime.tape import Session, is_session
 from seedtape.store import CassetteStore
@@ -44,7 +44,9 @@ class SessionIndex:
         self._files: dict[str, tuple[tuple[int, int], Entry | None]] = {}
         self._lock = threading.Lock()
 
-    def entries(self, cassette: str) -> list[Entry]:
+    def entries(self, cassette: str, scan: bool = True) -> list[Entry] | None:
+        """The cassette's session entries; with ``scan=False``, None when that would mean
+        reading files (the caller asks again from a worker thread)."""
         folder = str(self.store.root / cassette)
         try:
             stamp = os.stat(folder).st_mtime_ns
@@ -54,6 +56,8 @@ class SessionIndex:
             cached = self._folders.get(cassette)
             if cached is not None and cached[0] == stamp:
                 return cached[1]
+        if not scan:
+            return None
         entries = self._scan(folder)
         with self._lock:
             if len(self._folders) > 256:
@@ -81,7 +85,7 @@ class SessionIndex:
             if known is not None and known[0] == stamp:
                 entry = known[1]
             else:
-                entry = _entry(path)
+                entry = self._entry(path)
                 with self._lock:
                     if len(self._files) > 20000:
                         self._files.clear()
@@ -90,16 +94,23 @@ class SessionIndex:
                 entries.append(entry)
         return sorted(entries, key=lambda e: e.key)
 
-    def matching(self, cassette: str, handshake: Handshake) -> list[Entry]:
+    def matching(self, cassette: str, handshake: Handshake, scan: bool = True) -> list[Entry] | None:
+        entries = self.entries(cassette, scan)
+        if entries is None:
+            return None
         identity = handshake.identity()
-        return [e for e in self.entries(cassette) if e.identity == identity]
+        return [e for e in entries if e.identity == identity]
+
+    def _entry(self, path: str) -> Entry | None:
+        try:
+            # The store's guards: inside the cassettes folder, a regular file, under the size limit.
+            recording = self.store.read_path(path)
+        except (CassetteError, OSError):
+            return None
+        return _entry_of(recording)
 
 
-def _entry(path: str) -> Entry | None:
-    try:
-        recording = read_recording(path)
-    except (CassetteError, OSError):
-        return None
+def _entry_of(recording: Recording) -> Entry | None:
     identity = identity_of(recording.request)
     if identity is None:
         return None

@@ -29,6 +29,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -42,6 +43,7 @@ from seedtape.realtime.index import Entry, SessionIndex
 from seedtape.realtime.tape import Session, Tape, client_data
 from seedtape.realtime.upstream import Connector, UpstreamClosed, UpstreamRefused, UpstreamSocket
 from seedtape.realtime.verify import verify_session
+from seedtape.store import Deferred
 
 if TYPE_CHECKING:
     from seedtape.engine import Engine
@@ -55,7 +57,7 @@ class Gateway(Protocol):
     upstream_url: str
     index: SessionIndex
 
-    def sessions(self, cassette: str, key: str) -> list[Session] | None: ...
+    def sessions(self, cassette: str, key: str, read: bool = True) -> list[Session] | Deferred | None: ...
 
 
 log = logging.getLogger("seedtape")
@@ -63,12 +65,10 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 CLOSE_MISS = 4404  # the replay miss: no recording, or a client event that differs from it
-CLOSE_MISS_REASON = "seedtape_cassette_miss"
 CLOSE_CASSETTE_ERROR = 4500
 CLOSE_BAD_GATEWAY = 1014  # RFC 6455 registry: the upstream failed
 # Codes an endpoint may send in a close frame (1005, 1006 and 1015 only describe one).
 _SENDABLE = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
-APPEND = 2**62  # an occurrence past any end: the store appends it
 
 
 def sendable(code: int, dropped: int = CLOSE_BAD_GATEWAY) -> int:
@@ -198,7 +198,7 @@ class RealtimeSession:
     def keyed(self, first_event: Any) -> str:
         """The session's key, from its first client event; takes the occurrence number."""
         self.first_event = first_event
-        self.key = self.handshake.key(first_event if first_event is not None else None, self.partition)
+        self.key = self.handshake.key(first_event, self.partition)
         self.occurrence = self.engine.coordinator.next_occurrence(self.session_id, self.cassette, self.key)
         return self.key
 
@@ -211,7 +211,11 @@ class RealtimeSession:
         """The key's recorded sessions, or None; a broken file ends the session with its name."""
         assert self.key is not None
         try:
-            return self.gateway.sessions(self.cassette, self.key)
+            found = self.gateway.sessions(self.cassette, self.key, read=False)
+            if isinstance(found, Deferred):
+                found = await anyio.to_thread.run_sync(self.gateway.sessions, self.cassette, self.key)
+            assert not isinstance(found, Deferred)
+            return found
         except Exception as exc:
             detail = str(exc) or type(exc).__name__
             log.error("seedtape: cassette file cannot be used: %s", detail)
@@ -224,27 +228,15 @@ class RealtimeSession:
             raise _Ended from exc
 
     async def save(self, tape: Tape) -> int | None:
-        """Write a complete session as the occurrence's episode (as ``Engine.save`` does for HTTP)."""
+        """Write a complete session as the occurrence's episode, through ``Engine.save``
+        (key and file locks, episodes of this run kept, redaction, big ones off the loop,
+        a disk error logged as unsaved, the team's store): None when it was not saved."""
         if self.key is None:
             self.keyed(None)
         assert self.key is not None
-        engine = self.engine
         request = self.handshake.stored_request(self.first_event)
-        episode = tape.episode()
-        if engine.redactor:
-            request, episode = engine.redactor.request(request), engine.redactor.episode(episode)
-        coordinator, cassette, key = engine.coordinator, self.cassette, self.key
-        async with coordinator.key_lock(cassette, "write:" + key):
-            target = self.occurrence if coordinator.claim_episode(self.session_id, cassette, key, self.occurrence) else APPEND
-            if engine.store.fsyncs_on_save:
-                number = await anyio.to_thread.run_sync(engine.store.save_episode, cassette, key, request, target, episode)
-            else:
-                number = engine.store.save_episode(cassette, key, request, target, episode)
-            if number != target:
-                coordinator.claim_episode(self.session_id, cassette, key, number)
-        coordinator.incr("recorded")
-        engine.used.add((cassette, key))
-        return number
+        recordable = _Recordable(self.session_id, self.cassette, self.key, self.occurrence, request)
+        return await self.engine.save(recordable, tape.episode, tape.size)
 
     # --- the upstream ---------------------------------------------------------------------
 
@@ -323,28 +315,27 @@ class RealtimeSession:
     # --- the operations the modes pick from -----------------------------------------------
 
     async def passthrough(self) -> None:
-        upstream = await self.open_upstream()
-        if upstream is None:
-            return
-        await self.accept(upstream.subprotocol)
-        if not self.accepted:
-            await upstream.close(1001)
-            return
-        await self.pipe(upstream, None)
+        await self.live(None)
 
     async def record(self) -> None:
+        tape = Tape(self.settings.realtime_audio)
+        if await self.live(tape):
+            await self.finish(tape)
+
+    async def live(self, tape: Tape | None) -> bool:
+        """Open upstream, accept the client and pipe the two (taping when asked); False
+        when the session never got going (the client was told why)."""
         upstream = await self.open_upstream()
         if upstream is None:
-            return
-        tape = Tape(self.settings.realtime_audio)
-        tape.latency_ms = self.connect_ms
-        tape.subprotocol = upstream.subprotocol
+            return False
+        if tape is not None:
+            tape.latency_ms, tape.subprotocol = self.connect_ms, upstream.subprotocol
         await self.accept(upstream.subprotocol)
         if not self.accepted:
             await upstream.close(1001)
-            return
+            return False
         await self.pipe(upstream, tape)
-        await self.finish(tape)
+        return True
 
     async def finish(self, tape: Tape) -> None:
         if tape.complete:
@@ -360,9 +351,19 @@ class RealtimeSession:
                 end.get("reason") or "",
             )
 
+    async def matching(self) -> list[Entry]:
+        """Recorded sessions with this handshake; a cassette folder that changed is read
+        again in a worker thread."""
+        index = self.gateway.index
+        entries = index.matching(self.cassette, self.handshake, scan=False)
+        if entries is None:
+            entries = await anyio.to_thread.run_sync(index.matching, self.cassette, self.handshake)
+        assert entries is not None
+        return entries
+
     async def replay(self) -> None:
         """Offline: serve the recording or fail with the miss error; never the network."""
-        entries = self.gateway.index.matching(self.cassette, self.handshake)
+        entries = await self.matching()
         if not entries:
             self.engine.coordinator.incr("misses")
             await self.fail(self._no_handshake_message(), "seedtape_cassette_miss", "cassette_miss", CLOSE_MISS)
@@ -373,7 +374,7 @@ class RealtimeSession:
             return
 
     async def auto(self) -> None:
-        entries = self.gateway.index.matching(self.cassette, self.handshake)
+        entries = await self.matching()
         if not entries:
             self.engine.coordinator.incr("misses")
             await self.record()
@@ -433,7 +434,7 @@ class RealtimeSession:
             self.give_back()
             return
         tape = Tape(self.settings.realtime_audio)
-        tape.subprotocol = upstream.subprotocol
+        tape.latency_ms, tape.subprotocol = self.connect_ms, upstream.subprotocol
         try:
             with anyio.fail_after(min(self.settings.upstream_timeout, 30.0)):
                 for _ in range(prelude):
@@ -517,7 +518,7 @@ class RealtimeSession:
     def _no_handshake_message(self) -> str:
         h = self.handshake
         where = f"model {h.model!r}" + (f", api-version {h.api_version!r}" if h.api_version else "") + f" ({h.api} {h.path})"
-        others = sorted({dict(e.identity[3]).get("model") or e.identity[1] for e in self.gateway.index.entries(self.cassette)})
+        others = sorted({dict(e.identity[3]).get("model") or e.identity[1] for e in self.gateway.index.entries(self.cassette) or []})
         seen = f"; it has sessions for: {', '.join(repr(o) for o in others)}" if others else " (it has no Realtime sessions)"
         return f"seedtape replay: no recorded Realtime session for {where} in cassette {self.cassette!r}{seen}; record it with --mode auto or record"
 
@@ -539,22 +540,29 @@ class RealtimeSession:
     # --- verify -------------------------------------------------------------------------------
 
     async def verify(self) -> None:
-        upstream = await self.open_upstream()
-        if upstream is None:
-            return
         tape = Tape(self.settings.realtime_audio)
-        tape.subprotocol = upstream.subprotocol
-        await self.accept(upstream.subprotocol)
-        if not self.accepted:
-            await upstream.close(1001)
+        if not await self.live(tape):
             return
-        await self.pipe(upstream, tape)
         if not tape.complete:
             self.give_back()
             return
         if self.key is None:
             self.keyed(None)
         await verify_session(self, tape)
+
+
+@dataclass
+class _Recordable:
+    """A session as ``Engine.save`` takes it (what an ``Exchange`` is for HTTP)."""
+
+    session: str
+    cassette: str
+    key: str
+    occurrence: int
+    request: dict[str, Any]
+
+    def stored_request(self) -> dict[str, Any]:
+        return self.request
 
 
 class _Ended(Exception):

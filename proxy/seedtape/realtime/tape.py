@@ -51,6 +51,7 @@ class Tape:
         self.end: dict[str, Any] | None = None
         self.latency_ms = 0
         self.subprotocol: str | None = None
+        self.size = 0  # bytes of the server frames (the audio): a big session is saved off the loop
 
     def _ms(self) -> int:
         return int((time.perf_counter() - self.started) * 1000)
@@ -59,6 +60,7 @@ class Tape:
         self.events.append({"ms": self._ms(), "dir": "client", "data": data})
 
     def server(self, frame: str | bytes) -> Any:
+        self.size += len(frame)
         parsed = parse_frame(frame)
         data = server_form(parsed, self.audio) if isinstance(parsed, dict) else parsed
         self.events.append({"ms": self._ms(), "dir": "server", "data": data})

@@ -17,9 +17,6 @@ import hashlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
-import anyio
-
-from seedtape.drift import log as drift_log
 from seedtape.drift.compare import compare
 from seedtape.realtime.events import SERVER_AUDIO_DELTAS, audio_digest, is_audio_digest
 from seedtape.realtime.tape import Tape, is_session
@@ -110,11 +107,9 @@ async def verify_session(session: VerifiedSession, tape: Tape) -> None:
     """Compare a complete live session with the occurrence's recorded one; log it."""
     engine = session.engine
     assert session.key is not None
-    try:
-        stored = engine.store.read(session.cassette, session.key)
-    except Exception:  # a broken file: nothing to compare with (replay names it)
-        stored = None
-    episodes = [e for e in stored.episodes if is_session(e)] if stored is not None else []
+    # Read in a worker thread (a session with its audio is megabytes), the team's
+    # episodes included; a broken file is nothing to compare with (replay names it).
+    episodes = [e for e in await engine.recorded_episodes(session.cassette, session.key) if is_session(e)]
     number = min(session.occurrence, len(episodes))
     recorded = episodes[number - 1] if episodes else None
     live = tape.episode()
@@ -138,9 +133,6 @@ async def verify_session(session: VerifiedSession, tape: Tape) -> None:
             "determinism": "realtime session: compared as recorded",
         },
     }
-    await anyio.to_thread.run_sync(drift_log.append, engine.drift_log, result.to_log_entry(context))
-    engine.coordinator.incr("verified")
-    if result.drifted:
-        engine.coordinator.incr("drifted")
-        if engine.settings.update:
-            await session.save(tape)
+    await engine.note_drift(result, context)
+    if result.drifted and engine.settings.update:
+        await session.save(tape)
