@@ -323,13 +323,21 @@ def read_recording(path: Path | str, max_bytes: int = MAX_FILE_BYTES, st: os.sta
     except UnicodeDecodeError as exc:
         raise CassetteError(f"{path}: not UTF-8 ({exc.reason})") from exc
     del raw
+    return parse_recording(text, str(path), big)
+
+
+def parse_recording(text: str, source: str, big: bool | None = None) -> Recording:
+    """A cassette file's text as a Recording (a file, or the team's copy in Redis);
+    CassetteError naming ``source`` for broken JSON or a broken recording."""
+    if big is None:
+        big = len(text) >= PIECES_FROM_BYTES
     try:
         data = bigjson.loads(text) if big else json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CassetteError(f"{path}: broken JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+        raise CassetteError(f"{source}: broken JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
     except RecursionError as exc:
-        raise CassetteError(f"{path}: JSON nested too deeply") from exc
-    return Recording.from_json(data, str(path))
+        raise CassetteError(f"{source}: JSON nested too deeply") from exc
+    return Recording.from_json(data, source)
 
 
 def dismantle(value: Any) -> None:

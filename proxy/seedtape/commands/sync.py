@@ -219,7 +219,7 @@ async def _push_one(
         shared = None
         if raw is not None:
             try:
-                shared = codec.parse(codec.decode(raw), name)
+                shared = codec.load(raw, name)
             except CassetteError:
                 shared = None  # not usable: the file replaces it
         merged = codec.merge(recording, shared)

@@ -12,10 +12,9 @@ the inside of an episode.
 
 from __future__ import annotations
 
-import json
 import zlib
 
-from seedtape.cassette import CassetteError, Recording
+from seedtape.cassette import MAX_FILE_BYTES, CassetteError, Recording, parse_recording
 
 _LEVEL = 6  # ~20 us for a 2 KB file; level 9 gains 1-2 % more for twice the time
 
@@ -24,20 +23,27 @@ def encode(text: str) -> bytes:
     return zlib.compress(text.encode("utf-8"), _LEVEL)
 
 
-def decode(raw: bytes) -> str:
-    """The file text; CassetteError for a value that is not one of ours."""
+def decode(raw: bytes, max_bytes: int = MAX_FILE_BYTES) -> str:
+    """The file text; CassetteError for a value that is not one of ours, or that
+    inflates past the cassette file limit (a file that big is refused on disk too)."""
     try:
-        return zlib.decompress(raw).decode("utf-8")
+        inflater = zlib.decompressobj()
+        data = inflater.decompress(raw, max_bytes + 1)
+        if len(data) > max_bytes or inflater.unconsumed_tail:
+            raise CassetteError(f"shared store value inflates past the cassette file limit of {max_bytes} bytes")
+        return data.decode("utf-8")
     except (zlib.error, UnicodeDecodeError) as exc:
         raise CassetteError(f"shared store value is not a compressed cassette ({type(exc).__name__})") from exc
 
 
 def parse(text: str, source: str) -> Recording:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CassetteError(f"{source}: broken JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
-    return Recording.from_json(data, source)
+    """The recording a file's text holds (cassette.parse_recording: the same checks as a file)."""
+    return parse_recording(text, source)
+
+
+def load(raw: bytes, source: str) -> Recording:
+    """A Redis value as a recording; CassetteError when it cannot be used."""
+    return parse(decode(raw), source)
 
 
 def merge(local: Recording | None, shared: Recording | None) -> Recording | None:

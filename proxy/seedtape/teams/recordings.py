@@ -70,7 +70,7 @@ class SharedRecordings:
             self.hits += 1
             return memo[2]
         try:
-            shared = codec.parse(codec.decode(raw), self.keys.recording(cassette, key))
+            shared = codec.load(raw, self.keys.recording(cassette, key))
         except CassetteError as exc:
             log.warning("seedtape: ignoring a shared recording that cannot be used: %s", exc)
             return local
@@ -94,7 +94,7 @@ class SharedRecordings:
         if raw is None:
             return None
         try:
-            return codec.parse(codec.decode(raw), self.keys.recording(cassette, key))
+            return codec.load(raw, self.keys.recording(cassette, key))
         except CassetteError:
             return None
 
@@ -104,7 +104,7 @@ class SharedRecordings:
         if raw is None:
             return
         try:
-            shared = codec.parse(codec.decode(raw), self.keys.recording(cassette, key))
+            shared = codec.load(raw, self.keys.recording(cassette, key))
             local = read_recording(path) if path.exists() else None
         except CassetteError:
             return  # a broken local file is the store's to set aside; a broken shared one is ignored
@@ -142,7 +142,7 @@ class SharedRecordings:
         if raw is None:
             return text
         try:
-            shared = codec.parse(codec.decode(raw), self.keys.recording(cassette, key))
+            shared = codec.load(raw, self.keys.recording(cassette, key))
         except CassetteError:
             return text
         local = codec.parse(text, str(cassette))
