@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from seedtape.key import canonical_body, canonical_json, is_deterministic, make_key
+from seedtape.key import canonical_body, canonical_json, make_key
 from seedtape.routes import Target
 
 AZURE = Target("azure", "chat/completions", "gpt-4", "2024-02-01")
@@ -92,21 +92,6 @@ def test_ignored_fields_leave_the_key() -> None:
 def test_partition_changes_the_key_only_when_set() -> None:
     assert make_key(AZURE, BODY, partition="") == make_key(AZURE, BODY)
     assert make_key(AZURE, BODY, partition="a") != make_key(AZURE, BODY, partition="b")
-
-
-@pytest.mark.parametrize(
-    "body,expected",
-    [
-        ({"seed": 42}, True),
-        ({"temperature": 0}, True),
-        ({"temperature": 0.0}, True),
-        ({"temperature": 0.1}, False),
-        ({}, False),
-        ({"seed": None}, False),
-    ],
-)
-def test_deterministic_requests(body: dict[str, object], expected: bool) -> None:
-    assert is_deterministic(body) is expected
 
 
 def test_committed_demo_cassettes_keep_their_keys() -> None:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 SHOWN_UNUSED = 30
 _HINTS = {
     "seedtape_cassette_miss": "To record it: run this test once with --seedtape-mode auto (and real credentials), then commit the cassette folder.",
-    "seedtape_unrecorded_route": "Only chat/completions, embeddings and completions are recorded; replay never forwards anything else.",
+    "seedtape_unrecorded_route": "seedtape records the API families the README lists under 'What seedtape records'; replay never forwards any other route.",
     "seedtape_episodes_exhausted": "The test sends this request more times than were recorded: re-record it with --seedtape-mode record.",
 }
 

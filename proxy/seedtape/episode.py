@@ -26,7 +26,7 @@ from seedtape.families import CHAT, Family
 from seedtape.headers import stored_response_headers
 from seedtape.sse import DONE
 
-__all__ = ["DONE", "binary_body", "fingerprint_of", "is_stream", "make_episode", "response_json"]
+__all__ = ["DONE", "binary_body", "is_stream", "make_episode", "response_json"]
 
 
 def make_episode(
@@ -71,11 +71,6 @@ def binary_body(episode: Mapping[str, Any]) -> bytes | None:
     """The bytes of a binary answer, or None for every other kind."""
     encoded = episode.get("body_base64")
     return base64.b64decode(encoded) if isinstance(encoded, str) else None
-
-
-def fingerprint_of(response: Any) -> str | None:
-    """``system_fingerprint`` of a chat-shaped answer (the chat family's rule)."""
-    return CHAT.fingerprint(response)
 
 
 def response_json(episode: Mapping[str, Any], family: Family = CHAT) -> Any:

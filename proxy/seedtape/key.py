@@ -79,15 +79,3 @@ def make_key(
     partition: str = "",
 ) -> str:
     return KeyMaterial(target, canonical_body(body, ignore_fields), partition).key
-
-
-def is_deterministic(body: Mapping[str, Any]) -> bool:
-    """A request whose caller asked for the same answer every time.
-
-    ``seed`` set, or ``temperature`` 0: the auto mode serves such a request from the
-    recording instead of asking upstream for another sample.
-    """
-    if body.get("seed") is not None:
-        return True
-    temperature = body.get("temperature")
-    return isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and temperature == 0

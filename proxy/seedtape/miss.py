@@ -204,8 +204,3 @@ class MissIndex:
                 f"(model {model}); differs in: " + "; ".join(differences)
             )
         return ProxyError(404, message, "seedtape_cassette_miss", "cassette_miss")
-
-
-def cassette_miss(store: CassetteStore, exchange: Exchange, ignore: tuple[str, ...] = ()) -> ProxyError:
-    """The miss error, worked out here (no index kept): for callers outside a server."""
-    return MissIndex(store, ignore).cassette_miss(exchange)

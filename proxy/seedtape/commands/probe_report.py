@@ -64,10 +64,6 @@ def arm_names(runs: Sequence[Mapping[str, Any]]) -> list[str]:
     return names
 
 
-def _arm(run: Mapping[str, Any], name: str) -> dict[str, Any]:
-    return next((_dict(a) for a in run.get("arms") or [] if _dict(a).get("name") == name), {})
-
-
 def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Runs grouped per model in time order, with the points where the fingerprint changed."""
     models: dict[str, list[Mapping[str, Any]]] = {}

@@ -20,6 +20,7 @@ class Completions(Family):
     def assemble(self, events: Sequence[Any]) -> Any:
         answer: dict[str, Any] = {"object": "text_completion", "choices": []}
         choices: dict[int, dict[str, Any]] = {}
+        texts: dict[int, list[str]] = {}  # joined once, as chat's deltas (linear on a long stream)
         for chunk in events:
             if not isinstance(chunk, dict):
                 continue
@@ -29,8 +30,10 @@ class Completions(Family):
             for part in chunk.get("choices") or []:
                 index = part.get("index", 0)
                 choice = choices.setdefault(index, {"index": index, "text": "", "finish_reason": None})
-                choice["text"] += part.get("text") or ""
+                texts.setdefault(index, []).append(part.get("text") or "")
                 if part.get("finish_reason"):
                     choice["finish_reason"] = part["finish_reason"]
+        for index, parts in texts.items():
+            choices[index]["text"] = "".join(parts)
         answer["choices"] = [choices[i] for i in sorted(choices)]
         return answer
