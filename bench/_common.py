@@ -327,6 +327,13 @@ def tree_rss_mb(pid: int) -> float:
     return total + sum(tree_rss_mb(int(c)) for c in children)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, all its threads (Linux /proc): the
+    server's own cost, which the client's speed does not hide."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def disk_usage_mb(path: Path) -> float:
     out = subprocess.run(["du", "-sk", str(path)], capture_output=True, text=True, check=False).stdout.split()
     return int(out[0]) / 1024 if out else float("nan")

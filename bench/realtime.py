@@ -155,13 +155,6 @@ async def one_session(url: str, n_events: int) -> tuple[float, float]:
     return first, total
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc): the server's own cost,
-    which the client's speed does not hide."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=500, help="events in the session (both directions)")
@@ -225,9 +218,9 @@ def main() -> None:
             results: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in urls}
             for _ in range(args.rounds):
                 for name, url in urls.items():
-                    before = cpu_seconds(pids[name])
+                    before = c.cpu_seconds(pids[name])
                     firsts, totals = await arm(url, args.sessions)
-                    cpu[name] += cpu_seconds(pids[name]) - before
+                    cpu[name] += c.cpu_seconds(pids[name]) - before
                     results[name][0].extend(firsts)
                     results[name][1].extend(totals)
             return results

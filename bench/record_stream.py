@@ -37,14 +37,6 @@ import _common as c
 from seedtape.config import Settings
 from seedtape.sse import encode_event
 
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system time of a process so far (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -114,7 +106,7 @@ def main() -> None:
 
         def stream(url: str, pid: int) -> tuple[float, float]:
             body = json.dumps(c.request_body(next(seed), stream=True))
-            before, started = cpu_seconds(pid), time.perf_counter()
+            before, started = c.cpu_seconds(pid), time.perf_counter()
             seen = 0
             tail = b""
             with client.stream("POST", url + "/v1/chat/completions", content=body, headers=headers) as answer:
@@ -125,7 +117,7 @@ def main() -> None:
             took = time.perf_counter() - started
             if seen != len(frames) or not tail.endswith(b"data: [DONE]\n\n"):
                 raise AssertionError(f"incomplete stream from {url}: {seen} events")
-            return took, cpu_seconds(pid) - before
+            return took, c.cpu_seconds(pid) - before
 
         arms = {
             "seedtape": (f"http://127.0.0.1:{port}", proxy.pid),

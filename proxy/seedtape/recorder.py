@@ -442,18 +442,7 @@ async def _tee(
                 if out:
                     yield b"".join(out)
                     out = []
-                latency = _ms_since(started) - raw[0]
-
-                def build(kept: list[Raw] = kept, latency: int = latency) -> dict[str, Any]:
-                    return make_episode(
-                        response.status_code,
-                        response.headers,
-                        events=stored_events(kept),
-                        latency_ms=latency,
-                        keep_headers=keep_headers,
-                        family=family,
-                    )
-
+                build = _stream_episode(response, kept, _ms_since(started) - raw[0], keep_headers, family)
                 if await save(build, source.size) is None:
                     # The header went out before the save; say it in the stream too (an
                     # SSE comment: parsers skip it) and in the log (Engine.save).
@@ -482,6 +471,22 @@ async def _tee(
         await source.aclose()
     if ended is None:
         raise cut_short(family, upstream.base_url)  # aborts the client's connection the same way
+
+
+def _stream_episode(response: httpx.Response, kept: list[Raw], latency: int, keep_headers: frozenset[str], family: Family) -> Build:
+    """A complete stream's episode, built when called (in a worker thread for a long one)."""
+
+    def build() -> dict[str, Any]:
+        return make_episode(
+            response.status_code,
+            response.headers,
+            events=stored_events(kept),
+            latency_ms=latency,
+            keep_headers=keep_headers,
+            family=family,
+        )
+
+    return build
 
 
 def _frame(raw: Raw) -> bytes:
@@ -519,18 +524,7 @@ async def capture(
             await source.aclose()
         if not complete:
             raise cut_short(family, upstream.base_url)
-        latency = _ms_since(started) - kept[-1][0]
-
-        def build() -> dict[str, Any]:
-            return make_episode(
-                response.status_code,
-                response.headers,
-                events=stored_events(kept),
-                latency_ms=latency,
-                keep_headers=keep_headers,
-                family=family,
-            )
-
+        build = _stream_episode(response, kept, _ms_since(started) - kept[-1][0], keep_headers, family)
         if len(kept) <= bigjson.SLICE:
             return build(), response.headers
         return await anyio.to_thread.run_sync(build), response.headers
