@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import threading
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +15,7 @@ from click.testing import CliRunner, Result
 
 from seedtape.cassette import read_recording
 from seedtape.cli import main
+from seedtape.coordination.filelocks import LOCKS_FOLDER, lock_name, release_file_lock
 from tests.conftest import RunningProxy
 from tests.faults._helpers import cassette_files, closed_port_url
 from tests.teams._redis import RedisServer
@@ -143,3 +147,29 @@ def test_report_renders_the_teams_drift_log(team_proxy: Callable[..., RunningPro
     summary = report["summary"]
     assert (summary["total"], summary["drifted"], summary["unrecorded"]) == (3, 2, 1), summary  # unrecorded is not drift
     assert redis_server.client().xlen("seedtape:default:drift") == 3
+
+
+def test_pull_waits_for_the_key_lock_a_proxy_on_the_folder_holds(
+    team_proxy: Callable[..., RunningProxy], redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """A proxy writing a cassette file holds its key's write lock; pull merges into the
+    same file only once it is let go, so neither overwrites the other's episodes."""
+    a = team_proxy()
+    key = chat(a, seeded(1)).headers["x-seedtape-key"]
+    folder = tmp_path / "pulled"
+    lock = folder / LOCKS_FOLDER / lock_name("default", "write:" + key)
+    lock.parent.mkdir(parents=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    outcome: list[Result] = []
+    puller = threading.Thread(target=lambda: outcome.append(cli("sync", "pull", "--store", redis_server.url, "--cassettes", str(folder))))
+    try:
+        puller.start()
+        puller.join(timeout=1.0)
+        assert puller.is_alive() and not cassette_files(folder), "pull waits while the lock is held"
+    finally:
+        release_file_lock(fd, lock)
+    puller.join(timeout=30)
+    [result] = outcome
+    assert result.exit_code == 0 and "1 new file(s)" in result.output, result.output
+    assert [p.name[:16] for p in cassette_files(folder)] == [key[:16]]

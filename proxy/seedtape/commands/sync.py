@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from seedtape.cassette import CassetteError, InvalidCassetteName, Recording, file_name, validate_name, write_atomic
+from seedtape.coordination.filelocks import holding
 from seedtape.store import CassetteStore
 from seedtape.teams.url import check_namespace, check_store_url, masked
 
@@ -144,6 +145,14 @@ def _pull_one(keys: Any, root: Path, name: str, raw: bytes, result: SyncResult) 
         result.problems.append(f"skipped {name}: it holds key {shared.key[:16]}..., not {file}")
         return
     path = root / cassette / file
+    # A proxy may be writing this very file: read, merge and write under its key's lock.
+    with holding(root, cassette, "write:" + shared.key):
+        _merge_into(path, text, shared, result)
+
+
+def _merge_into(path: Path, text: str, shared: Recording, result: SyncResult) -> None:
+    from seedtape.teams import codec
+
     try:
         local_text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -29,8 +29,8 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 try:
@@ -80,6 +80,35 @@ class CassetteLocks:
             yield
         finally:
             release_file_lock(fd, path)
+
+
+@contextmanager
+def holding(cassettes_dir: Path, cassette: str, key: str) -> Iterator[None]:
+    """The file lock of (cassette, key), waited for: for a command that writes cassette
+    files beside running proxies (``seedtape sync pull``), where blocking is fine. A
+    folder where lock files cannot be made gets no exclusion, as in a proxy."""
+    fd = _wait_for_lock(Path(cassettes_dir) / LOCKS_FOLDER / lock_name(cassette, key)) if HAVE_FLOCK else None
+    try:
+        yield
+    finally:
+        if fd is not None:
+            release_file_lock(fd, Path(cassettes_dir) / LOCKS_FOLDER / lock_name(cassette, key))
+
+
+def _wait_for_lock(path: Path) -> int | None:
+    while True:
+        try:
+            fd = _open_lock_file(path)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if _is_current(fd, path):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
 
 
 async def acquire_file_lock(path: Path) -> int:
