@@ -8,8 +8,8 @@ and query stand in for one.
 
 from __future__ import annotations
 
-import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -22,7 +22,7 @@ from seedtape.errors import ProxyError
 from seedtape.families import Determinism, Endpoint, Family
 from seedtape.families.base import JSON, MULTIPART
 from seedtape.form import read_form
-from seedtape.headers import credential_of, upstream_request_headers
+from seedtape.headers import credential_of, partition_for, upstream_request_headers
 from seedtape.key import KeyMaterial, canonical_body
 from seedtape.routes import Match, Target
 
@@ -218,8 +218,9 @@ def raw_path(scope: Any) -> str:
     return raw.decode("latin-1") if isinstance(raw, bytes) and raw else str(scope["path"])
 
 
-def request_session(request: Request, settings: Settings) -> str:
-    session = request.headers.get(SESSION_HEADER)
+def request_session(headers: Mapping[str, str], settings: Settings) -> str:
+    """The ``x-seedtape-session`` of a request or a WebSocket handshake (lower-case names)."""
+    session = headers.get(SESSION_HEADER)
     if not session:
         return settings.session
     if len(session) > MAX_SESSION_LEN or not session.isprintable():
@@ -236,8 +237,7 @@ def partition_of(request: Request, settings: Settings) -> str:
     """A salted hash of the caller's credential, never the credential itself."""
     if not settings.partition_by_credential:
         return ""
-    credential = credential_of(request.headers)
-    return hashlib.sha256(("seedtape-partition/1\0" + credential).encode()).hexdigest()[:32] if credential else "anonymous"
+    return partition_for(credential_of(request.headers))
 
 
 async def read_exchange(request: Request, match: Match, settings: Settings, mode: str, offline: bool = False) -> Exchange:
@@ -265,7 +265,7 @@ async def read_exchange(request: Request, match: Match, settings: Settings, mode
         forward_headers=upstream_request_headers(request.headers.items()),
         mode=mode,
         cassette=cassette,
-        session=request_session(request, settings),
+        session=request_session(request.headers, settings),
         key=key,
         family=match.family,
         endpoint=endpoint,

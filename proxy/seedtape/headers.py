@@ -8,6 +8,7 @@ credential back.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -116,3 +117,9 @@ def credential_of(headers: Mapping[str, str]) -> str:
         if value:
             return value
     return ""
+
+
+def partition_for(credential: str) -> str:
+    """``--partition-by-credential``'s part of a key: a salted hash of the credential,
+    never the credential itself (HTTP and Realtime alike)."""
+    return hashlib.sha256(("seedtape-partition/1\0" + credential).encode()).hexdigest()[:32] if credential else "anonymous"

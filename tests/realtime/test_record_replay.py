@@ -278,6 +278,11 @@ def test_mode_and_cassette_headers_pick_the_session_mode(proxy_factory: Factory,
     with pytest.raises(InvalidStatus) as refused, client.realtime.connect(model="gpt-realtime", extra_headers=bogus):
         pass
     assert refused.value.response.status_code == 400
+    overlong = {"x-seedtape-session": "s" * 1000}  # checked as for HTTP requests (at most 200 characters)
+    with pytest.raises(InvalidStatus) as refused, client.realtime.connect(model="gpt-realtime", extra_headers=overlong):
+        pass
+    assert refused.value.response.status_code == 400
+    assert b"invalid_session" in (refused.value.response.body or b"")
 
 
 def test_upstream_refusal_reaches_the_client_as_the_same_http_answer(proxy_factory: Factory) -> None:

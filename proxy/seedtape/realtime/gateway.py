@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from seedtape.cassette import InvalidCassetteName, validate_name
 from seedtape.errors import ProxyError
+from seedtape.exchange import CASSETTE_HEADER, request_session
 from seedtape.modes import MODE_HEADER, mode_named
 from seedtape.prepared import Prepared
 from seedtape.realtime.handshake import Handshake, realtime_api
 from seedtape.realtime.index import SessionIndex
-from seedtape.realtime.session import RealtimeSession, Receive, Send
+from seedtape.realtime.session import RealtimeSession, Receive, Send, partition_of
 from seedtape.realtime.tape import Session, is_session
 from seedtape.realtime.upstream import connector_for
 from seedtape.security import TOKEN_HEADER, token_matches
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
     from seedtape.engine import Engine
 
 log = logging.getLogger("seedtape")
-CASSETTE_HEADER = "x-seedtape-cassette"
-SESSION_HEADER = "x-seedtape-session"
 
 
 class RealtimeGateway:
@@ -97,16 +96,14 @@ class RealtimeGateway:
             mode = mode_named(headers.get(MODE_HEADER), settings.mode)
             session.mode = mode.name
             session.cassette = validate_name(headers.get(CASSETTE_HEADER) or settings.cassette)
+            session.session_id = request_session(headers, settings)
         except ProxyError as exc:
             await session.deny(exc.status, exc.message, exc.type, exc.code)
             return
         except InvalidCassetteName as exc:
             await session.deny(400, str(exc), "invalid_request_error", "invalid_cassette")
             return
-        session.session_id = headers.get(SESSION_HEADER) or settings.session
         if settings.partition_by_credential:
-            from seedtape.realtime.session import partition_of
-
             session.partition = partition_of(list(headers.items()), dict(handshake.params))
         try:
             if api is None:  # some other WebSocket: piped untouched, never stored

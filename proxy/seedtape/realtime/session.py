@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
@@ -36,7 +35,7 @@ import anyio
 import orjson
 
 from seedtape.errors import error_body
-from seedtape.headers import credential_of
+from seedtape.headers import credential_of, partition_for
 from seedtape.realtime.events import describe, differences, parse_frame
 from seedtape.realtime.handshake import Handshake
 from seedtape.realtime.index import Entry, SessionIndex
@@ -81,10 +80,9 @@ def sendable(code: int, dropped: int = CLOSE_BAD_GATEWAY) -> int:
 
 
 def partition_of(headers: Sequence[tuple[str, str]], handshake_query: dict[str, str]) -> str:
-    """As HTTP's ``--partition-by-credential``: a salted hash of the credential, never it."""
+    """As HTTP's ``--partition-by-credential`` (an api-key may come in the query here)."""
     lowered = {k.lower(): v for k, v in headers}
-    credential = credential_of(lowered) or handshake_query.get("api-key", "")
-    return hashlib.sha256(("seedtape-partition/1\0" + credential).encode()).hexdigest()[:32] if credential else "anonymous"
+    return partition_for(credential_of(lowered) or handshake_query.get("api-key", ""))
 
 
 class RealtimeSession:
