@@ -57,7 +57,10 @@ def make_episode(
         episode["body_text"] = text
     else:
         episode["body"] = body
-    fingerprint = family.fingerprint(response_json(episode, family))
+    if events is not None:
+        fingerprint = family.stream_fingerprint([e.get("data") for e in events if isinstance(e, Mapping)])
+    else:
+        fingerprint = family.fingerprint(response_json(episode, family))
     if fingerprint:
         episode["system_fingerprint"] = fingerprint
     return episode

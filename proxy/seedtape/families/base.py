@@ -44,6 +44,16 @@ class Endpoint:
         return self.body == NO_BODY
 
 
+def last_fingerprint(events: Sequence[Any]) -> str | None:
+    """The ``system_fingerprint`` a chunk stream assembles to (the last chunk naming one
+    wins, as in ``chat.assemble_stream``), found from the end without assembling."""
+    for event in reversed(events):
+        if isinstance(event, dict) and event.get("system_fingerprint"):
+            value = event["system_fingerprint"]
+            return value if isinstance(value, str) else None
+    return None
+
+
 def endpoint(route: str, method: str = "POST", body: str = JSON, pattern: str | None = None) -> Endpoint:
     """An endpoint whose path is its route unless a pattern is given (``{id}`` routes)."""
     return Endpoint(route, method, re.compile((pattern or re.escape(route)) + "/?"), body)
@@ -133,6 +143,12 @@ class Family:
             value = response.get("system_fingerprint")
             return value if isinstance(value, str) and value else None
         return None
+
+    def stream_fingerprint(self, events: Sequence[Any]) -> str | None:
+        """``fingerprint`` of the answer a stream assembles to. A family says it without
+        assembling where it can: a long stream is saved while its client waits for the
+        end event, and assembling 100,000 chunks is most of that save."""
+        return self.fingerprint(self.assemble(events))
 
     def produced_ids(self, response: Any) -> list[str]:
         """Ids of objects this answer created, that later requests may name (Responses)."""

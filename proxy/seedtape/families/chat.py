@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from seedtape.families.base import Family, endpoint
+from seedtape.families.base import Family, endpoint, last_fingerprint
 from seedtape.sse import DONE
 
 
@@ -21,6 +21,9 @@ class Chat(Family):
 
     def assemble(self, events: Sequence[Any]) -> Any:
         return assemble_stream([e for e in events if e != DONE])
+
+    def stream_fingerprint(self, events: Sequence[Any]) -> str | None:
+        return last_fingerprint(events)
 
 
 def assemble_stream(chunks: Sequence[Any]) -> dict[str, Any]:

@@ -9,13 +9,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from seedtape.families.base import Family, endpoint
+from seedtape.families.base import Family, endpoint, last_fingerprint
 
 
 class Completions(Family):
     name = "completions"
     endpoints = (endpoint("completions"),)
     drift_kind = "completion"
+
+    def stream_fingerprint(self, events: Sequence[Any]) -> str | None:
+        return last_fingerprint(events)
 
     def assemble(self, events: Sequence[Any]) -> Any:
         answer: dict[str, Any] = {"object": "text_completion", "choices": []}

@@ -36,6 +36,9 @@ class Images(Family):
     def determinism(self, endpoint: Any, body: Any) -> Determinism:
         return Determinism(False, "images: never (asking again asks for another image)")
 
+    def stream_fingerprint(self, events: Sequence[Any]) -> str | None:
+        return None  # the assembled answer is the images and their usage
+
     def assemble(self, events: Sequence[Any]) -> Any:
         done = [e for e in events if isinstance(e, dict) and e.get("type") in COMPLETE_EVENTS]
         return {"data": [{"b64_json": e.get("b64_json")} for e in done], "usage": done[-1].get("usage") if done else None}

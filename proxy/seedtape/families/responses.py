@@ -97,6 +97,9 @@ class Responses(Family):
     def fingerprint(self, response: Any) -> str | None:
         return None  # the Responses API names no backend configuration
 
+    def stream_fingerprint(self, events: Sequence[Any]) -> str | None:
+        return None
+
     def produced_ids(self, response: Any) -> list[str]:
         if isinstance(response, dict) and response.get("object") == "response" and isinstance(response.get("id"), str):
             return [response["id"]]

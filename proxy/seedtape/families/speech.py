@@ -37,6 +37,9 @@ class Speech(Family):
             return StreamEnd.COMPLETE
         return super().stream_end(data)
 
+    def stream_fingerprint(self, events: Sequence[Any]) -> str | None:
+        return None  # the assembled answer is the audio's hash and size
+
     def assemble(self, events: Sequence[Any]) -> Any:
         audio = b"".join(
             base64.b64decode(e.get("audio") or "") for e in events if isinstance(e, dict) and e.get("type") == "speech.audio.delta"
