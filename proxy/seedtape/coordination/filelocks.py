@@ -87,15 +87,17 @@ def holding(cassettes_dir: Path, cassette: str, key: str) -> Iterator[None]:
     """The file lock of (cassette, key), waited for: for a command that writes cassette
     files beside running proxies (``seedtape sync pull``), where blocking is fine. A
     folder where lock files cannot be made gets no exclusion, as in a proxy."""
-    fd = _wait_for_lock(Path(cassettes_dir) / LOCKS_FOLDER / lock_name(cassette, key)) if HAVE_FLOCK else None
+    path = Path(cassettes_dir) / LOCKS_FOLDER / lock_name(cassette, key)
+    fd = _wait_for_lock(path) if HAVE_FLOCK else None
     try:
         yield
     finally:
         if fd is not None:
-            release_file_lock(fd, Path(cassettes_dir) / LOCKS_FOLDER / lock_name(cassette, key))
+            release_file_lock(fd, path)
 
 
 def _wait_for_lock(path: Path) -> int | None:
+    """``acquire_file_lock``'s blocking twin (same steps; a command may block)."""
     while True:
         try:
             fd = _open_lock_file(path)
