@@ -8,6 +8,7 @@ and query stand in for one.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,7 +44,9 @@ class Exchange:
     query: str
     body: dict[str, Any]
     raw: bytes
-    forward_headers: list[tuple[str, str]]
+    # The client's headers as received; what goes upstream is worked out from them
+    # only when the request is forwarded (``forward_headers``), never on a replay hit.
+    client_headers: Mapping[str, str]
     mode: str
     cassette: str
     session: str
@@ -57,6 +60,11 @@ class Exchange:
     occurrence: int = 0
     # The mode never calls upstream (replay): a recording it cannot serve is an error.
     offline: bool = False
+
+    @property
+    def forward_headers(self) -> list[tuple[str, str]]:
+        """The client's headers to forward upstream (headers.upstream_request_headers)."""
+        return upstream_request_headers(self.client_headers.items())
 
     @property
     def deterministic(self) -> bool:
@@ -202,9 +210,14 @@ def keyed_body(raw: bytes, target: Target, ignore_fields: tuple[str, ...], parti
 def request_cassette(request: Request, settings: Settings) -> str:
     name = request.headers.get(CASSETTE_HEADER) or settings.cassette
     try:
-        return validate_name(name)
+        return _valid_name(name)
     except InvalidCassetteName as exc:
         raise ProxyError(400, str(exc), "invalid_request_error", "invalid_cassette") from exc
+
+
+# A run sends the same few cassette names again and again: each is checked once
+# (a refused name raises, and is never remembered).
+_valid_name = functools.lru_cache(maxsize=256)(validate_name)
 
 
 def raw_path(scope: Any) -> str:
@@ -262,7 +275,7 @@ async def read_exchange(request: Request, match: Match, settings: Settings, mode
         query=request.scope["query_string"].decode("latin-1"),
         body=body,
         raw=raw,
-        forward_headers=upstream_request_headers(request.headers.items()),
+        client_headers=request.headers,
         mode=mode,
         cassette=cassette,
         session=request_session(request.headers, settings),

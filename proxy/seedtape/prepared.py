@@ -67,6 +67,8 @@ class PreparedEpisode:
     recorded_epoch: float = 0.0  # for --max-age; 0 when the episode has no recorded_at
     # ``headers`` as the bytes a server sends (lower-case names): encoded here, once.
     raw_headers: tuple[tuple[bytes, bytes], ...] = ()
+    # The content-length a body answer is sent with (None for streams and 204/304).
+    content_length: tuple[bytes, bytes] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +111,8 @@ def prepare_episode(number: int, episode: dict[str, Any]) -> PreparedEpisode:
     else:
         headers.setdefault("content-type", "application/json")
         body = encode_json(episode.get("body"))
-    return PreparedEpisode(number, episode["status"], tuple(headers.items()), body, None, epoch, _raw(headers))
+    length = (b"content-length", str(len(body)).encode("latin-1"))
+    return PreparedEpisode(number, episode["status"], tuple(headers.items()), body, None, epoch, _raw(headers), length)
 
 
 def _encoded(events: list[dict[str, Any]]) -> Frames:

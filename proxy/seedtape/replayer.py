@@ -39,8 +39,8 @@ class _EncodedResponse(Response):
         ours = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
         names = {k for k, _ in ours}
         raw = [h for h in episode.raw_headers if h[0] not in names] + ours
-        if not (self.status_code < 200 or self.status_code in (204, 304)) and not any(k == b"content-length" for k, _ in raw):
-            raw.append((b"content-length", str(len(self.body)).encode("latin-1")))
+        if episode.content_length is not None and b"content-length" not in names:
+            raw.append(episode.content_length)  # stored headers never hold one (served_headers)
         self.raw_headers = raw
 
 

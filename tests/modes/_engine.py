@@ -20,7 +20,6 @@ from starlette.responses import Response, StreamingResponse
 from seedtape.config import SIM_UPSTREAM, Settings
 from seedtape.engine import Engine
 from seedtape.exchange import Exchange
-from seedtape.headers import upstream_request_headers
 from seedtape.key import make_key
 from seedtape.modes import MODES
 from seedtape.routes import match_route
@@ -70,7 +69,7 @@ class Rig:
             query=f"api-version={API_VERSION}",
             body=body,
             raw=json.dumps(body).encode(),
-            forward_headers=upstream_request_headers([("api-key", AZURE_KEY), ("content-type", "application/json")]),
+            client_headers={"api-key": AZURE_KEY, "content-type": "application/json"},
             mode=mode,
             cassette=self.settings.cassette,
             session=self.session,
